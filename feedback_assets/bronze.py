@@ -1,0 +1,62 @@
+"""Bronze assets: one per feedback channel, raw and append-only, landed once per export file."""
+
+import dagster as dg
+from dagster_pyspark import PySparkResource
+
+from feedback_assets.landing.mapping import FEEDBACK_CHANNELS
+from feedback_assets.metadata import window_metadata, window_of
+from feedback_assets.steps import run_bronze
+from partitions import daily_partitions
+from resources.landing import LandingResource
+from resources.table_store import LocalParquetTableStore
+
+CHANNEL_DESCRIPTIONS = {
+    "product_reviews": "Storefront product reviews exactly as customers wrote them, one row per review.",
+    "support_tickets": "Customer turns of support chats and tickets, as the help desk exported them.",
+    "surveys": "Post-purchase survey comments and scores, as the survey tool exported them.",
+    "app_store_reviews": "App Store and Google Play reviews of the shopping app, as the stores exported them.",
+    "return_reasons": "Free-text reasons customers gave when they started a return.",
+    "marketplace_messages": "Buyer messages from third-party marketplaces, as the marketplaces delivered them.",
+}
+
+
+def build_bronze_asset(channel: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=f"bronze_{channel}",
+        description=CHANNEL_DESCRIPTIONS[channel],
+        group_name="bronze",
+        partitions_def=daily_partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        kinds={"spark", "parquet"},
+        owners=["team:data-platform"],
+        tags={"layer": "bronze", "channel": channel},
+    )
+    def bronze_asset(
+        context: dg.AssetExecutionContext,
+        pyspark: PySparkResource,
+        table_store: LocalParquetTableStore,
+        landing: LandingResource,
+    ) -> dg.MaterializeResult:
+        window = window_of(context)
+        report = run_bronze(pyspark.spark_session, table_store, landing.registry(table_store), channel, window, context.run_id)
+        for registration in report.registrations:
+            log = context.log.warning if registration.status == "rejected" else context.log.info
+            log("landing %s: %s (%d rows) %s", registration.file, registration.status, registration.rows, registration.error or "")
+        return dg.MaterializeResult(
+            metadata={
+                **window_metadata(window),
+                "dagster/row_count": dg.MetadataValue.int(report.rows),
+                "rows_with_errors": dg.MetadataValue.int(report.rows_with_errors),
+                "source_files": dg.MetadataValue.int(report.files),
+                "files_landed_this_run": dg.MetadataValue.int(sum(r.status == "registered" for r in report.registrations)),
+                "files_rejected_this_run": dg.MetadataValue.json(
+                    [{"file": r.file, "error": r.error} for r in report.registrations if r.status == "rejected"]
+                ),
+                "rows_by_day": dg.MetadataValue.json(report.rows_by_day),
+            }
+        )
+
+    return bronze_asset
+
+
+bronze_assets = [build_bronze_asset(channel) for channel in FEEDBACK_CHANNELS]

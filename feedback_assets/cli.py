@@ -1,0 +1,176 @@
+"""`feedback`: project commands for sample data, landing exports, running the pipeline and reading results."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from feedback_assets.landing.mapping import MappingError, preset_names, resolve_source
+from feedback_assets.landing.registry import DateOptions, LandingRegistry
+from partitions import PARTITIONS_START
+from resources.settings import Settings, settings
+from resources.table_store import LocalParquetTableStore
+
+app = typer.Typer(
+    help="Feedback-to-Fix: turn customer feedback into prioritized, owned, measurable fixes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DEFAULT_GROUPS = ["bronze", "silver"]
+
+
+def _parse_day(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date like 2026-10-01", param_hint=option) from None
+
+
+def _yesterday() -> date:
+    return datetime.now(UTC).date() - timedelta(days=1)
+
+
+def _registry(config: Settings) -> LandingRegistry:
+    store = LocalParquetTableStore(root=str(config.warehouse_dir))
+    return LandingRegistry(config.landing_dir, store, date.fromisoformat(PARTITIONS_START))
+
+
+def _cli_run_id(command: str) -> str:
+    return f"cli-{command}-{uuid.uuid4().hex[:12]}"
+
+
+@app.command()
+def seed(
+    days: Annotated[int, typer.Option(min=1, help="How many days of history.")] = 60,
+    end_date: Annotated[str | None, typer.Option(help="Last day (YYYY-MM-DD); default yesterday (UTC).")] = None,
+    items_per_day: Annotated[int, typer.Option(min=1, help="Feedback items per day across all six channels.")] = 200,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same files.")] = 7,
+) -> None:
+    """Generate a deterministic sample (six channels, commerce data, planted incidents) and land it."""
+    from feedback_assets.sample_data import generate_sample
+
+    config = settings()
+    last_day = _parse_day(end_date, "--end-date") or _yesterday()
+    manifest_path = config.feedback_home / "sample" / "manifest.json"
+    sample = generate_sample(config.landing_dir, manifest_path, days=days, end_date=last_day,
+                             items_per_day=items_per_day, seed=seed)
+    registrations = _registry(config).register_pending(_cli_run_id("seed"))
+    landed = [r for r in registrations if r.status == "registered"]
+    typer.echo(f"Wrote {len(sample.files)} files ({sample.feedback_items:,} feedback items, {sample.orders:,} order lines) "
+               f"for {last_day - timedelta(days=days - 1)} .. {last_day} under {config.landing_dir}")
+    typer.echo(f"Landed {len(landed)} new files ({sum(r.rows for r in landed):,} records); "
+               f"incident manifest: {sample.manifest_path}")
+    for rejected in (r for r in registrations if r.status == "rejected"):
+        typer.echo(f"  rejected {rejected.file}: {rejected.error}", err=True)
+
+
+@app.command()
+def sources() -> None:
+    """List the landing presets (the six native channels, commerce exports and real-data importers)."""
+    from feedback_assets.landing.mapping import load_preset
+
+    for name in preset_names():
+        mapping = load_preset(name)
+        typer.echo(f"{name:<28} {mapping.contract.value:<12} {mapping.description}")
+
+
+@app.command()
+def ingest(
+    source: Annotated[str, typer.Option(help="A preset name (see `feedback sources`) or a mapping YAML file.")],
+    file: Annotated[Path, typer.Option(exists=True, dir_okay=False, readable=True, help="The export file to land.")],
+    anchor_date: Annotated[str | None, typer.Option(help="For undated exports: the newest day records are spread back from.")] = None,
+    shift_to_end: Annotated[str | None, typer.Option(help="Replay dated records so the newest lands on this day.")] = None,
+) -> None:
+    """Land one export file through a mapping: each record goes to the partition of its own date."""
+    config = settings()
+    try:
+        mapping = resolve_source(source)
+    except MappingError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    registry = _registry(config)
+    custom_mapping = Path(source) if source.endswith((".yaml", ".yml")) else None
+    staged = registry.stage(file, mapping, custom_mapping)
+    options = DateOptions(anchor=_parse_day(anchor_date, "--anchor-date"), shift_to_end=_parse_day(shift_to_end, "--shift-to-end"))
+    result = registry.register(staged, mapping, _cli_run_id("ingest"), options)
+    if result.status == "rejected":
+        typer.echo(f"error: {result.error}", err=True)
+        raise typer.Exit(1)
+    if result.status == "already_registered":
+        typer.echo(f"{file.name} was landed before (same content, sha256 {result.sha256[:12]}); nothing to do.")
+        return
+    typer.echo(f"Landed {file.name} as {mapping.name} ({mapping.contract.value}): {result.rows:,} records on "
+               f"{len(result.days)} day(s) {result.days[0]} .. {result.days[-1]}; {result.rows_with_errors:,} with errors "
+               "(they become reject rows in silver).")
+    if result.unknown_columns:
+        typer.echo(f"Columns not used by the mapping (kept in raw_record): {', '.join(result.unknown_columns)}")
+    typer.echo(f"Next: feedback materialize --start {result.days[0]} --end {result.days[-1]}")
+
+
+@app.command()
+def materialize(
+    start: Annotated[str | None, typer.Option(help="First day; default the first landed day.")] = None,
+    end: Annotated[str | None, typer.Option(help="Last day; default the last landed day.")] = None,
+    group: Annotated[list[str] | None, typer.Option(help="Asset groups to run (repeatable).")] = None,
+) -> None:
+    """Run the asset groups for a range of days in one ranged run, recorded in DAGSTER_HOME."""
+    import dagster as dg
+
+    from feedback_assets.pipeline import landed_day_range, materialize_range
+
+    config = settings()
+    landed = landed_day_range(_registry(config))
+    first = _parse_day(start, "--start") or (landed[0] if landed else None)
+    last = _parse_day(end, "--end") or (landed[1] if landed else None)
+    if first is None or last is None:
+        typer.echo("error: nothing has been landed yet; run `feedback seed` or `feedback ingest` first", err=True)
+        raise typer.Exit(1)
+    groups = group or DEFAULT_GROUPS
+    typer.echo(f"Materializing {', '.join(groups)} for {first} .. {last} ({(last - first).days + 1} days)...")
+    with dg.DagsterInstance.get() as instance:
+        result = materialize_range(config, first, last, groups, instance)
+    if not result.success:
+        typer.echo(f"error: run {result.run_id} failed; see it in the Dagster UI (`make dev`)", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"Run {result.run_id} succeeded.")
+
+
+@app.command()
+def summary() -> None:
+    """Print partitions, rows per layer, rejects by reason, PII redactions and languages."""
+    from feedback_assets.summary import render, summarize
+
+    config = settings()
+    typer.echo(render(summarize(LocalParquetTableStore(root=str(config.warehouse_dir))), config.feedback_home))
+
+
+@app.command()
+def demo(
+    days: Annotated[int, typer.Option(min=1)] = 60,
+    items_per_day: Annotated[int, typer.Option(min=1)] = 200,
+    seed_value: Annotated[int, typer.Option("--seed")] = 7,
+) -> None:
+    """Seed the sample, run the pipeline end to end on the embedded defaults, and say where to look."""
+    seed(days=days, end_date=None, items_per_day=items_per_day, seed=seed_value)
+    materialize(start=None, end=None, group=None)
+    summary()
+    config = settings()
+    typer.echo(
+        "\nWhere to look:\n"
+        "  make dev                      Dagster UI on http://127.0.0.1:3000 (asset graph, checks, partitions, run)\n"
+        f"  {config.warehouse_dir}  Parquet tables (<layer>/<table>/feedback_date=<day>/)\n"
+        f"  {config.feedback_home / 'sample' / 'manifest.json'}  planted incidents\n"
+        "  feedback summary              this summary again"
+    )
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,56 @@
+"""Silver commerce tables: orders, returns/refunds and the SKU catalog that weigh feedback by revenue."""
+
+import dagster as dg
+from dagster_pyspark import PySparkResource
+
+from feedback_assets.landing.mapping import Contract
+from feedback_assets.metadata import window_metadata, window_of
+from feedback_assets.steps import run_commerce
+from partitions import daily_partitions
+from resources.landing import LandingResource
+from resources.settings import settings
+from resources.table_store import LocalParquetTableStore
+
+COMMERCE_ASSETS = {
+    Contract.orders: ("orders", "Order lines with revenue, region, carrier, platform and customer tier, pseudonymized."),
+    Contract.returns: ("returns_refunds", "Returns and refunds with reason codes and refund amounts, pseudonymized."),
+    Contract.sku_catalog: ("sku_catalog", "The SKU catalog as known on each day: category, price, margin, launch date."),
+}
+
+
+def build_commerce_asset(contract: Contract) -> dg.AssetsDefinition:
+    name, description = COMMERCE_ASSETS[contract]
+
+    @dg.asset(
+        name=name,
+        description=description,
+        group_name="silver",
+        partitions_def=daily_partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        kinds={"spark", "parquet"},
+        owners=["team:data-platform"],
+        tags={"layer": "silver", "domain": "commerce"},
+    )
+    def commerce_asset(
+        context: dg.AssetExecutionContext,
+        pyspark: PySparkResource,
+        table_store: LocalParquetTableStore,
+        landing: LandingResource,
+    ) -> dg.MaterializeResult:
+        window = window_of(context)
+        report = run_commerce(pyspark.spark_session, table_store, landing.registry(table_store), contract, window,
+                              context.run_id, settings().pseudonym_key)
+        if report.invalid_rows:
+            context.log.warning("%s: skipped unusable records %s", name, report.invalid_rows)
+        return dg.MaterializeResult(
+            metadata={
+                **window_metadata(window),
+                "dagster/row_count": dg.MetadataValue.int(report.rows),
+                "unusable_records_by_reason": dg.MetadataValue.json(report.invalid_rows),
+            }
+        )
+
+    return commerce_asset
+
+
+commerce_assets = [build_commerce_asset(contract) for contract in COMMERCE_ASSETS]

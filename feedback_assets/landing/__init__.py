@@ -1,0 +1,1 @@
+"""Landing: from a source's own export files to rows in the bronze contract, each file once."""

@@ -1,0 +1,47 @@
+"""Helpers that turn step reports into typed Dagster metadata (customer text escaped for markdown)."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from datetime import date
+from typing import Any
+
+import dagster as dg
+
+from feedback_assets.steps import DayWindow
+
+_MARKDOWN_SPECIAL = str.maketrans({c: f"\\{c}" for c in "\\`*_{}[]()#+!|~>"})
+
+
+def escape_markdown_cell(value: object, limit: int = 120) -> str:
+    """Customer text rendered inert in a markdown table: no HTML, links, emphasis or column breaks."""
+    text = "" if value is None else str(value)
+    text = " ".join(text.split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return html.escape(text, quote=False).translate(_MARKDOWN_SPECIAL)
+
+
+def markdown_table(rows: Sequence[Mapping[str, Any]]) -> dg.MarkdownMetadataValue:
+    if not rows:
+        return dg.MetadataValue.md("_no rows_")
+    columns = list(rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(escape_markdown_cell(row[c]) for c in columns) + " |" for row in rows]
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+def window_of(context: dg.AssetExecutionContext) -> DayWindow:
+    """The days a (possibly ranged) partitioned run covers."""
+    time_window = context.partition_time_window
+    last_day = date.fromordinal(time_window.end.date().toordinal() - 1)
+    return DayWindow(time_window.start.date(), last_day)
+
+
+def window_metadata(window: DayWindow) -> dict[str, dg.MetadataValue]:
+    return {
+        "window_start": dg.MetadataValue.text(window.start.isoformat()),
+        "window_end": dg.MetadataValue.text(window.end.isoformat()),
+        "days": dg.MetadataValue.int(len(window.days)),
+    }

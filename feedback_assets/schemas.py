@@ -1,0 +1,116 @@
+"""Spark schemas of every table: the data contracts of DESIGN §7 made executable."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+from pyspark.sql import types as T
+
+from feedback_assets.landing.mapping import Contract
+from feedback_assets.landing.registry import landed_arrow_schema
+
+_ARROW_TO_SPARK = {
+    pa.string(): T.StringType(),
+    pa.int64(): T.LongType(),
+    pa.float64(): T.DoubleType(),
+    pa.bool_(): T.BooleanType(),
+    pa.timestamp("us", tz="UTC"): T.TimestampType(),
+}
+
+
+def bronze_schema(contract: Contract) -> T.StructType:
+    """Landed records as they arrived (verbatim strings) plus ingestion metadata and the day."""
+    fields = [T.StructField(f.name, _ARROW_TO_SPARK[f.type]) for f in landed_arrow_schema(contract)]
+    return T.StructType([*fields, T.StructField("feedback_date", T.DateType())])
+
+
+BRONZE_FEEDBACK = bronze_schema(Contract.feedback)
+
+SILVER_FEEDBACK = T.StructType(
+    [
+        T.StructField("feedback_id", T.StringType(), False),
+        T.StructField("channel", T.StringType(), False),
+        T.StructField("source_id", T.StringType(), False),
+        T.StructField("received_at", T.TimestampType(), False),
+        T.StructField("customer_key", T.StringType()),
+        T.StructField("order_id", T.StringType()),
+        T.StructField("sku", T.StringType()),
+        T.StructField("variant", T.StringType()),
+        T.StructField("region", T.StringType()),
+        T.StructField("platform", T.StringType()),
+        T.StructField("app_version", T.StringType()),
+        T.StructField("rating", T.DoubleType()),
+        T.StructField("language", T.StringType(), False),
+        T.StructField("language_confidence", T.DoubleType()),
+        T.StructField("text_clean", T.StringType(), False),
+        T.StructField("content_hash", T.StringType(), False),
+        T.StructField("pii_redactions", T.MapType(T.StringType(), T.IntegerType()), False),
+        T.StructField("pii_redaction_count", T.IntegerType(), False),
+        T.StructField("ingest_run_id", T.StringType()),
+        T.StructField("source_file", T.StringType()),
+        T.StructField("source_line", T.LongType()),
+        T.StructField("feedback_date", T.DateType(), False),
+    ]
+)
+
+SILVER_REJECTS = T.StructType(
+    [
+        T.StructField("feedback_id", T.StringType()),
+        T.StructField("channel", T.StringType()),
+        T.StructField("source_id", T.StringType()),
+        T.StructField("reason", T.StringType(), False),
+        T.StructField("detail", T.StringType()),
+        T.StructField("duplicate_of", T.StringType()),
+        T.StructField("source_file", T.StringType()),
+        T.StructField("source_line", T.LongType()),
+        T.StructField("ingest_run_id", T.StringType()),
+        T.StructField("feedback_date", T.DateType(), False),
+    ]
+)
+
+ORDERS = T.StructType(
+    [
+        T.StructField("order_id", T.StringType(), False),
+        T.StructField("line_id", T.StringType()),
+        T.StructField("ordered_at", T.TimestampType(), False),
+        T.StructField("customer_key", T.StringType()),
+        T.StructField("sku", T.StringType(), False),
+        T.StructField("quantity", T.IntegerType()),
+        T.StructField("unit_price", T.DoubleType()),
+        T.StructField("revenue", T.DoubleType()),
+        T.StructField("currency", T.StringType()),
+        T.StructField("region", T.StringType()),
+        T.StructField("carrier", T.StringType()),
+        T.StructField("shipping_method", T.StringType()),
+        T.StructField("platform", T.StringType()),
+        T.StructField("customer_tier", T.StringType()),
+        T.StructField("feedback_date", T.DateType(), False),
+    ]
+)
+
+RETURNS_REFUNDS = T.StructType(
+    [
+        T.StructField("return_id", T.StringType(), False),
+        T.StructField("order_id", T.StringType(), False),
+        T.StructField("sku", T.StringType()),
+        T.StructField("reason_code", T.StringType()),
+        T.StructField("refund_amount", T.DoubleType()),
+        T.StructField("customer_key", T.StringType()),
+        T.StructField("requested_at", T.TimestampType(), False),
+        T.StructField("feedback_date", T.DateType(), False),
+    ]
+)
+
+SKU_CATALOG = T.StructType(
+    [
+        T.StructField("sku", T.StringType(), False),
+        T.StructField("name", T.StringType()),
+        T.StructField("category", T.StringType()),
+        T.StructField("subcategory", T.StringType()),
+        T.StructField("brand", T.StringType()),
+        T.StructField("price", T.DoubleType()),
+        T.StructField("margin", T.DoubleType()),
+        T.StructField("launch_date", T.DateType()),
+        T.StructField("feedback_date", T.DateType(), False),
+    ]
+)
+

@@ -1,0 +1,182 @@
+"""Named steps a runner executes for a window of days: read inputs, call a transform, write tables.
+
+Assets call these on the local Spark session; a Databricks Pipes entrypoint can call the same steps
+on a cluster with a Delta table store.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from feedback_assets.landing.mapping import FEEDBACK_CHANNELS, Contract
+from feedback_assets.landing.registry import LandingRegistry, Registration, landed_table
+from feedback_assets.schemas import BRONZE_FEEDBACK, ORDERS, RETURNS_REFUNDS, SILVER_FEEDBACK, SILVER_REJECTS, SKU_CATALOG, bronze_schema
+from feedback_assets.transforms import commerce, quality
+from feedback_assets.transforms.bronze import build_bronze
+from feedback_assets.transforms.pii import PII_KINDS
+from feedback_assets.transforms.silver import DUPLICATE_REASONS, SilverParams, build_silver_outcomes, reject_rows, silver_rows
+from resources.table_store import LocalParquetTableStore, days_in
+
+SILVER_KEY_COLUMNS = ["feedback_id", "channel", "source_id", "received_at", "language", "text_clean", "content_hash", "feedback_date"]
+
+
+@dataclass(frozen=True)
+class DayWindow:
+    start: date
+    end: date
+
+    @property
+    def days(self) -> list[date]:
+        return days_in(self.start, self.end)
+
+
+def bronze_table(channel: str) -> str:
+    return f"bronze.{channel}"
+
+
+@dataclass
+class BronzeReport:
+    rows: int
+    rows_by_day: dict[str, int]
+    rows_with_errors: int
+    files: int
+    registrations: list[Registration] = field(default_factory=list)
+
+
+def run_bronze(spark: SparkSession, store: LocalParquetTableStore, registry: LandingRegistry,
+               channel: str, window: DayWindow, run_id: str) -> BronzeReport:
+    """Lands pending exports of the channel, then rewrites bronze for the window from the landed parts."""
+    registrations = registry.register_pending(run_id, Contract.feedback, channel)
+    landed = store.read(spark, landed_table(Contract.feedback, channel), BRONZE_FEEDBACK, window.start, window.end)
+    bronze = build_bronze(landed, BRONZE_FEEDBACK).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        store.overwrite_partitions(bronze, bronze_table(channel), window.start, window.end)
+        summary = bronze.agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.sum((F.col("parse_error").isNotNull() | F.col("timestamp_error").isNotNull() | F.col("encoding_error")).cast("int")).alias("errors"),
+            F.countDistinct("file_sha256").alias("files"),
+        ).first()
+        rows_by_day = {d.isoformat(): n for d, n in sorted(quality.counts_by_day(bronze).items())}
+    finally:
+        bronze.unpersist()
+    return BronzeReport(summary["rows"], rows_by_day, int(summary["errors"] or 0), summary["files"], registrations)
+
+
+@dataclass
+class SilverReport:
+    silver_rows: int
+    reject_rows: int
+    duplicate_rows: int
+    rejects_by_reason: dict[str, int]
+    pii_redactions: dict[str, int]
+    languages: dict[str, int]
+    channels: dict[str, int]
+    unreconciled_days: list[dict]
+    key_column_nulls: dict[str, int]
+    pii_residue: dict[str, int]
+    sample_rows: list[dict[str, Any]]
+
+
+def read_bronze_feedback(spark: SparkSession, store: LocalParquetTableStore, start: date, end: date) -> DataFrame:
+    frames = [store.read(spark, bronze_table(c), BRONZE_FEEDBACK, start, end) for c in FEEDBACK_CHANNELS]
+    union = frames[0]
+    for frame in frames[1:]:
+        union = union.unionByName(frame)
+    return union
+
+
+def run_silver_feedback(spark: SparkSession, store: LocalParquetTableStore, window: DayWindow,
+                        pseudonym_key: str, max_text_chars: int, lookback_days: int) -> SilverReport:
+    """Builds silver_feedback and silver_rejects for the window and measures what the checks need."""
+    bronze = read_bronze_feedback(spark, store, window.start - timedelta(days=lookback_days), window.end)
+    params = SilverParams(window.start, window.end, pseudonym_key, max_text_chars)
+    outcomes = build_silver_outcomes(bronze, params).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        silver = silver_rows(outcomes)
+        store.overwrite_partitions(silver, "silver.silver_feedback", window.start, window.end)
+        store.overwrite_partitions(reject_rows(outcomes), "silver.silver_rejects", window.start, window.end)
+        by_day_reason = outcomes.groupBy("feedback_date", "reason").count().collect()
+        silver_by_day = Counter({r["feedback_date"]: r["count"] for r in by_day_reason if r["reason"] is None})
+        rejects_by_day: Counter = Counter()
+        rejects_by_reason: Counter = Counter()
+        for row in by_day_reason:
+            if row["reason"] is not None:
+                rejects_by_day[row["feedback_date"]] += row["count"]
+                rejects_by_reason[row["reason"]] += row["count"]
+        in_window = F.col("feedback_date").between(F.lit(window.start), F.lit(window.end))
+        bronze_by_day = quality.counts_by_day(bronze.where(in_window))
+        totals = silver.agg(*[F.sum(F.col("pii_redactions")[k]).alias(k) for k in PII_KINDS]).first()
+        report = SilverReport(
+            silver_rows=sum(silver_by_day.values()),
+            reject_rows=sum(rejects_by_reason.values()),
+            duplicate_rows=sum(rejects_by_reason[r] for r in DUPLICATE_REASONS),
+            rejects_by_reason=dict(sorted(rejects_by_reason.items())),
+            pii_redactions={k: int(totals[k] or 0) for k in PII_KINDS},
+            languages=_value_counts(silver, "language"),
+            channels=_value_counts(silver, "channel"),
+            unreconciled_days=quality.reconcile(bronze_by_day, silver_by_day, rejects_by_day, window.days),
+            key_column_nulls=quality.null_counts(silver, SILVER_KEY_COLUMNS),
+            pii_residue=quality.pii_residue(silver),
+            sample_rows=[r.asDict() for r in silver.select("feedback_date", "channel", "language", "rating", "text_clean")
+                         .orderBy("feedback_id").limit(5).collect()],
+        )
+    finally:
+        outcomes.unpersist()
+    return report
+
+
+def _value_counts(df: DataFrame, column: str) -> dict[str, int]:
+    return {str(r[column]): r["count"] for r in df.groupBy(column).count().orderBy(F.desc("count")).collect()}
+
+
+@dataclass
+class CommerceReport:
+    rows: int
+    invalid_rows: dict[str, int]
+
+
+def run_commerce(spark: SparkSession, store: LocalParquetTableStore, registry: LandingRegistry,
+                 contract: Contract, window: DayWindow, run_id: str, pseudonym_key: str) -> CommerceReport:
+    """Lands pending commerce exports and rebuilds the typed commerce table for the window."""
+    registry.register_pending(run_id, contract)
+    schema = bronze_schema(contract)
+    if contract == Contract.sku_catalog:
+        landed = store.read(spark, landed_table(contract, None), schema)
+        required = ["sku"]
+    else:
+        landed = store.read(spark, landed_table(contract, None), schema, window.start, window.end)
+        required = ["order_id", "sku"] if contract == Contract.orders else ["return_id", "order_id"]
+    verdicts = landed.withColumn("invalid", commerce.invalid_commerce_rows(landed, required))
+    if contract == Contract.sku_catalog:
+        verdicts = verdicts.withColumn("invalid", F.when(F.col("invalid") == "bad timestamp", None).otherwise(F.col("invalid")))
+    invalid = {r["invalid"]: r["count"] for r in verdicts.where("invalid IS NOT NULL").groupBy("invalid").count().collect()}
+    valid = verdicts.where("invalid IS NULL").drop("invalid")
+    table, built = {
+        Contract.orders: ("silver.orders", lambda: commerce.build_orders(valid, pseudonym_key)),
+        Contract.returns: ("silver.returns_refunds", lambda: commerce.build_returns_refunds(valid, pseudonym_key)),
+        Contract.sku_catalog: ("silver.sku_catalog", lambda: commerce.build_sku_catalog(spark, valid, window.start, window.end)),
+    }[contract]
+    frame = built().persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        store.overwrite_partitions(frame, table, window.start, window.end)
+        rows = frame.count()
+    finally:
+        frame.unpersist()
+    return CommerceReport(rows, dict(sorted(invalid.items())))
+
+
+TABLE_SCHEMAS = {
+    "silver.silver_feedback": SILVER_FEEDBACK,
+    "silver.silver_rejects": SILVER_REJECTS,
+    "silver.orders": ORDERS,
+    "silver.returns_refunds": RETURNS_REFUNDS,
+    "silver.sku_catalog": SKU_CATALOG,
+    **{bronze_table(c): BRONZE_FEEDBACK for c in FEEDBACK_CHANNELS},
+}

@@ -1,0 +1,1 @@
+"""Pure table logic: PySpark functions (no Dagster imports) and the text helpers they call."""

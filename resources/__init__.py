@@ -1,0 +1,1 @@
+"""Configurable resources: compute (Spark), the table store, landing, and settings."""

@@ -1,0 +1,60 @@
+"""Settings read once from the environment, with defaults that need no account or secret."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+# Only for local development: production sets FEEDBACK_PSEUDONYM_KEY from a secret store.
+DEV_PSEUDONYM_KEY = "feedback-to-fix-dev-only-key"
+
+
+@dataclass(frozen=True)
+class Settings:
+    feedback_home: Path
+    pseudonym_key: str
+    max_text_chars: int
+    dedup_lookback_days: int
+    spark_master: str
+    spark_shuffle_partitions: int
+
+    @property
+    def landing_dir(self) -> Path:
+        return self.feedback_home / "landing"
+
+    @property
+    def warehouse_dir(self) -> Path:
+        return self.feedback_home / "warehouse"
+
+    @property
+    def uses_dev_pseudonym_key(self) -> bool:
+        return self.pseudonym_key == DEV_PSEUDONYM_KEY
+
+
+def _int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as error:
+        raise ValueError(f"{name} must be a whole number, got {raw!r}") from error
+
+
+def read_settings() -> Settings:
+    """Reads the environment; call `settings()` for the process-wide cached copy."""
+    return Settings(
+        feedback_home=Path(os.environ.get("FEEDBACK_HOME", ".feedback_home")).resolve(),
+        pseudonym_key=os.environ.get("FEEDBACK_PSEUDONYM_KEY") or DEV_PSEUDONYM_KEY,
+        max_text_chars=_int_env("FEEDBACK_MAX_TEXT_CHARS", 20_000),
+        dedup_lookback_days=_int_env("FEEDBACK_DEDUP_LOOKBACK_DAYS", 7),
+        spark_master=os.environ.get("FEEDBACK_SPARK_MASTER", "local[*]"),
+        spark_shuffle_partitions=_int_env("FEEDBACK_SPARK_SHUFFLE_PARTITIONS", 4),
+    )
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    return read_settings()
