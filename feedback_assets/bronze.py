@@ -4,6 +4,7 @@ import dagster as dg
 from dagster_pyspark import PySparkResource
 
 from feedback_assets.landing.mapping import FEEDBACK_CHANNELS
+from feedback_assets.freshness import DAILY_BY_SIX_UTC
 from feedback_assets.metadata import window_metadata, window_of
 from feedback_assets.steps import run_bronze
 from partitions import daily_partitions
@@ -27,6 +28,7 @@ def build_bronze_asset(channel: str) -> dg.AssetsDefinition:
         group_name="bronze",
         partitions_def=daily_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
+        freshness_policy=DAILY_BY_SIX_UTC,
         kinds={"spark", "parquet"},
         owners=["team:data-platform"],
         tags={"layer": "bronze", "channel": channel},

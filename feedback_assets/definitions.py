@@ -3,7 +3,6 @@
 import dagster as dg
 
 from feedback_assets.bronze import bronze_assets
-from feedback_assets.checks import freshness_checks, freshness_checks_sensor
 from feedback_assets.commerce import commerce_assets
 from feedback_assets.silver import silver_feedback
 from partitions import daily_partitions
@@ -34,8 +33,7 @@ ALL_ASSETS = [*bronze_assets, silver_feedback, *commerce_assets]
 
 defs = dg.Definitions(
     assets=ALL_ASSETS,
-    asset_checks=freshness_checks,
     jobs=[ingest_job],
-    sensors=[landing_sensor, freshness_checks_sensor],
+    sensors=[landing_sensor],
     resources=build_resources(settings()),
 )

@@ -4,6 +4,7 @@ import dagster as dg
 from dagster_pyspark import PySparkResource
 
 from feedback_assets.bronze import bronze_assets
+from feedback_assets.freshness import DAILY_BY_SIX_UTC
 from feedback_assets.metadata import markdown_table, window_metadata, window_of
 from feedback_assets.schemas import SILVER_FEEDBACK, SILVER_REJECTS
 from feedback_assets.steps import SILVER_KEY_COLUMNS, SilverReport, run_silver_feedback
@@ -42,6 +43,7 @@ def _lookback_dep(asset: dg.AssetsDefinition) -> dg.AssetDep:
             owners=["team:data-platform"],
             tags={"layer": "silver"},
             metadata={"dagster/column_schema": _column_schema(SILVER_FEEDBACK)},
+            freshness_policy=DAILY_BY_SIX_UTC,
         ),
         dg.AssetSpec(
             SILVER_REJECTS_KEY,

@@ -112,18 +112,23 @@ def run_silver_feedback(spark: SparkSession, store: LocalParquetTableStore, wind
                 rejects_by_reason[row["reason"]] += row["count"]
         in_window = F.col("feedback_date").between(F.lit(window.start), F.lit(window.end))
         bronze_by_day = quality.counts_by_day(bronze.where(in_window))
-        totals = silver.agg(*[F.sum(F.col("pii_redactions")[k]).alias(k) for k in PII_KINDS]).first()
+        measures = silver.agg(
+            *[F.sum(F.col("pii_redactions")[k]).alias(f"redactions:{k}") for k in PII_KINDS],
+            *quality.null_count_columns(SILVER_KEY_COLUMNS),
+            *quality.pii_residue_columns(),
+        ).first().asDict()
+        mix = silver.groupBy("channel", "language").count().collect()
         report = SilverReport(
             silver_rows=sum(silver_by_day.values()),
             reject_rows=sum(rejects_by_reason.values()),
             duplicate_rows=sum(rejects_by_reason[r] for r in DUPLICATE_REASONS),
             rejects_by_reason=dict(sorted(rejects_by_reason.items())),
-            pii_redactions={k: int(totals[k] or 0) for k in PII_KINDS},
-            languages=_value_counts(silver, "language"),
-            channels=_value_counts(silver, "channel"),
+            pii_redactions=quality.prefixed(measures, "redactions"),
+            languages=_totals(mix, "language"),
+            channels=_totals(mix, "channel"),
             unreconciled_days=quality.reconcile(bronze_by_day, silver_by_day, rejects_by_day, window.days),
-            key_column_nulls=quality.null_counts(silver, SILVER_KEY_COLUMNS),
-            pii_residue=quality.pii_residue(silver),
+            key_column_nulls=quality.prefixed(measures, "null"),
+            pii_residue=quality.prefixed(measures, "residue"),
             sample_rows=[r.asDict() for r in silver.select("feedback_date", "channel", "language", "rating", "text_clean")
                          .orderBy("feedback_id").limit(5).collect()],
         )
@@ -132,8 +137,11 @@ def run_silver_feedback(spark: SparkSession, store: LocalParquetTableStore, wind
     return report
 
 
-def _value_counts(df: DataFrame, column: str) -> dict[str, int]:
-    return {str(r[column]): r["count"] for r in df.groupBy(column).count().orderBy(F.desc("count")).collect()}
+def _totals(rows: list, column: str) -> dict[str, int]:
+    totals: Counter[str] = Counter()
+    for row in rows:
+        totals[str(row[column])] += row["count"]
+    return dict(totals.most_common())
 
 
 @dataclass

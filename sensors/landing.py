@@ -42,7 +42,7 @@ def _bronze_materialized_at(instance: dg.DagsterInstance, channel: str, days: li
 def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingResource, table_store: LocalParquetTableStore):
     """Registers new export files and requests an ingest run for every day whose bronze is now out of date."""
     registry = landing.registry(table_store)
-    for registration in registry.register_pending(f"sensor:{context.sensor_name}"):
+    for registration in registry.register_pending("sensor:landing_sensor"):
         context.log.info("landed %s: %s %s", registration.file, registration.status, registration.error or "")
     after = float(context.cursor or 0.0)
     ledger = registry.ledger()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from feedback_assets.transforms.pii import RESIDUE_PATTERNS
@@ -23,14 +23,16 @@ def reconcile(bronze: dict[date, int], silver: dict[date, int], rejects: dict[da
     ]
 
 
-def null_counts(df: DataFrame, columns: list[str]) -> dict[str, int]:
-    row = df.select(*[F.sum(F.col(c).isNull().cast("int")).alias(c) for c in columns]).first()
-    return {c: int(row[c] or 0) if row else 0 for c in columns}
+def null_count_columns(columns: list[str]) -> list[Column]:
+    """Aggregates counting nulls per column, named `null:<column>`."""
+    return [F.sum(F.col(c).isNull().cast("int")).alias(f"null:{c}") for c in columns]
 
 
-def pii_residue(df: DataFrame, column: str = "text_clean") -> dict[str, int]:
-    """How many rows still match an e-mail, phone or card pattern after scrubbing."""
-    row = df.select(
-        *[F.sum(F.col(column).rlike(pattern).cast("int")).alias(kind) for kind, pattern in RESIDUE_PATTERNS.items()]
-    ).first()
-    return {kind: int(row[kind] or 0) if row else 0 for kind in RESIDUE_PATTERNS}
+def pii_residue_columns(column: str = "text_clean") -> list[Column]:
+    """Aggregates counting rows that still match an e-mail, phone or card pattern, named `residue:<kind>`."""
+    return [F.sum(F.col(column).rlike(pattern).cast("int")).alias(f"residue:{kind}") for kind, pattern in RESIDUE_PATTERNS.items()]
+
+
+def prefixed(row: dict, prefix: str) -> dict[str, int]:
+    """The `prefix:<name>` entries of an aggregate row, keyed by name (null sums count as 0)."""
+    return {key.split(":", 1)[1]: int(value or 0) for key, value in row.items() if key.startswith(prefix + ":")}

@@ -1,0 +1,67 @@
+"""The code location as operators see it: groups, kinds, owners, descriptions, partitions, checks, sensors."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from feedback_assets.definitions import defs
+from sensors.landing import stale_days
+
+EXPECTED_ASSETS = {
+    "bronze": {f"bronze_{c}" for c in ["product_reviews", "support_tickets", "surveys", "app_store_reviews",
+                                       "return_reasons", "marketplace_messages"]},
+    "silver": {"silver_feedback", "silver_rejects", "orders", "returns_refunds", "sku_catalog"},
+}
+
+
+def test_every_asset_is_grouped_owned_described_and_daily_partitioned():
+    graph = defs.resolve_asset_graph()
+    by_group: dict[str, set[str]] = {}
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        by_group.setdefault(node.group_name, set()).add(key.to_user_string())
+        assert node.owners == ["team:data-platform"]
+        assert node.description and node.description.endswith(".") and "\n" not in node.description
+        assert "spark" in node.kinds
+        assert isinstance(node.partitions_def, dg.DailyPartitionsDefinition)
+        assert node.partitions_def.timezone == "UTC"
+    assert by_group == EXPECTED_ASSETS
+
+
+def test_silver_reads_a_trailing_window_of_bronze_for_duplicates():
+    graph = defs.resolve_asset_graph()
+    silver = dg.AssetKey("silver_feedback")
+    assert {k.to_user_string() for k in graph.get(silver).parent_keys} == EXPECTED_ASSETS["bronze"]
+    mapping = graph.get_partition_mapping(silver, dg.AssetKey("bronze_surveys"))
+    assert isinstance(mapping, dg.TimeWindowPartitionMapping) and mapping.start_offset == -7
+
+
+def test_silver_has_blocking_quality_checks():
+    specs = defs.get_assets_def("silver_feedback").check_specs
+    assert {spec.name: spec.blocking for spec in specs} == {
+        "reconciles_with_bronze": True, "key_columns_not_null": True, "no_pii_residue": True,
+    }
+
+
+def test_landing_sensor_and_ingest_job_are_defined():
+    assert defs.resolve_sensor_def("landing_sensor").job_name == "ingest_feedback"
+    job = defs.resolve_job_def("ingest_feedback")
+    assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == EXPECTED_ASSETS["bronze"] | EXPECTED_ASSETS["silver"]
+
+
+def ledger_entry(sha: str, channel: str, days: list[str], registered: float, status: str = "registered") -> dict:
+    return {"sha256": sha, "channel": channel, "contract": "feedback", "status": status, "days": json.dumps(days),
+            "registered_at": datetime.fromtimestamp(registered, UTC)}
+
+
+def test_a_late_file_makes_its_old_day_stale_until_bronze_is_rebuilt():
+    ledger = [ledger_entry("a", "surveys", ["2026-10-01"], 100.0), ledger_entry("late", "surveys", ["2026-09-01"], 300.0),
+              ledger_entry("bad", "surveys", [], 300.0, status="rejected")]
+    materialized = {("surveys", "2026-10-01"): 200.0, ("surveys", "2026-09-01"): 250.0}
+    assert stale_days(ledger, after=0.0, materialized_at=materialized) == {"2026-09-01": ["late"]}
+    assert stale_days(ledger, after=300.0, materialized_at={}) == {}
+    materialized[("surveys", "2026-09-01")] = 301.0
+    assert stale_days(ledger, after=0.0, materialized_at=materialized) == {}
