@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+import warnings
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -23,6 +24,16 @@ app = typer.Typer(
 )
 
 DEFAULT_GROUPS = ["bronze", "silver"]
+
+
+@app.callback()
+def main() -> None:
+    """Feedback-to-Fix project commands (FEEDBACK_HOME and DAGSTER_HOME say where state lives)."""
+    import dagster as dg
+
+    # Beta/preview notices about Dagster parameters are for developers, not for people running commands.
+    for category in (dg.BetaWarning, dg.PreviewWarning, dg.SupersessionWarning):
+        warnings.filterwarnings("ignore", category=category)
 
 
 def _parse_day(value: str | None, option: str) -> date | None:

@@ -100,19 +100,16 @@ class LocalParquetTableStore(dg.ConfigurableResource):
         staging = target.parent / f".{target.name}.staging-{uuid.uuid4().hex}"
         df.write.mode("overwrite").partitionBy(PARTITION_COLUMN).parquet(str(staging))
         try:
-            for day in days_in(start, end):
-                self._replace_dir(staging / f"{PARTITION_COLUMN}={day.isoformat()}",
-                                  self._partition_dir(table, day))
-            stray = [
-                child.name
+            stray = sorted(
+                child.name.split("=", 1)[1]
                 for child in staging.iterdir()
                 if child.is_dir() and child.name.startswith(f"{PARTITION_COLUMN}=")
                 and not start.isoformat() <= child.name.split("=", 1)[1] <= end.isoformat()
-            ]
+            )
             if stray:
-                raise ValueError(
-                    f"refusing to write {table}: rows fall outside {start}..{end} ({', '.join(stray[:3])})"
-                )
+                raise ValueError(f"refusing to write {table}: rows fall outside {start}..{end} ({', '.join(stray[:3])})")
+            for day in days_in(start, end):
+                self._replace_dir(staging / f"{PARTITION_COLUMN}={day.isoformat()}", self._partition_dir(table, day))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 

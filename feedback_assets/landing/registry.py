@@ -134,6 +134,10 @@ class LandingRegistry:
         part = self.store.location(LEDGER_TABLE) / f"{sha256}.parquet"
         return pq.read_table(part).to_pylist()[0] if part.exists() else None
 
+    def _ledger_name(self, path: Path) -> str:
+        """Paths inside the landing folder are recorded relative to it, so the folder can move."""
+        return str(path.relative_to(self.landing_dir)) if path.is_relative_to(self.landing_dir) else str(path)
+
     def mapping_for_folder(self, folder: Path) -> LandingMapping:
         custom = folder / MAPPING_FILE
         return load_mapping(custom) if custom.exists() else load_preset(folder.name)
@@ -153,7 +157,10 @@ class LandingRegistry:
 
     def pending_files(self, contract: Contract | None = None, channel: str | None = None) -> list[tuple[Path, LandingMapping]]:
         """Files in the landing folders that match the filter and are not in the ledger yet."""
-        known = {row["sha256"] for row in self.ledger()}
+        ledger = self.ledger()
+        known = {row["sha256"] for row in ledger}
+        # Landing files are immutable (`stage` never overwrites), so a registered path need not be re-hashed.
+        registered_paths = {row["file"] for row in ledger if row["status"] == "registered"}
         pending = []
         if not self.landing_dir.exists():
             return pending
@@ -165,7 +172,9 @@ class LandingRegistry:
             if contract and mapping.contract != contract or channel and mapping.channel != channel:
                 continue
             for path in sorted(folder.iterdir()):
-                if path.is_file() and not path.name.startswith((".", "_")) and file_sha256(path) not in known:
+                if not path.is_file() or path.name.startswith((".", "_")):
+                    continue
+                if self._ledger_name(path) not in registered_paths and file_sha256(path) not in known:
                     pending.append((path, mapping))
         return pending
 
@@ -181,12 +190,12 @@ class LandingRegistry:
         with self._lock():
             existing = self._ledger_entry(sha256)
             if existing and existing["status"] == "registered":
-                return Registration(str(path), sha256, existing["mapping"], "already_registered",
+                return Registration(self._ledger_name(path), sha256, existing["mapping"], "already_registered",
                                     rows=existing["rows"], days=[date.fromisoformat(d) for d in json.loads(existing["days"])])
             try:
                 registration = self._land(path, sha256, mapping, ingest_run_id, options, now)
             except LandingError as error:
-                registration = Registration(str(path), sha256, mapping.name, "rejected", error=str(error))
+                registration = Registration(self._ledger_name(path), sha256, mapping.name, "rejected", error=str(error))
             self._record(registration, mapping, ingest_run_id, now)
             return registration
 
@@ -203,14 +212,14 @@ class LandingRegistry:
         by_day: dict[date, list[dict]] = defaultdict(list)
         for row in rows:
             row.update(file_sha256=sha256, mapping=mapping.name, ingested_at=now, ingest_run_id=ingest_run_id,
-                       source_file=str(path.relative_to(self.landing_dir) if path.is_relative_to(self.landing_dir) else path))
+                       source_file=self._ledger_name(path))
             by_day[row.pop("_day")].append(row)
         schema = landed_arrow_schema(mapping.contract)
         table = landed_table(mapping.contract, mapping.channel)
         for day, day_rows in sorted(by_day.items()):
             self.store.write_part(table, day, sha256[:24], pa.Table.from_pylist(day_rows, schema=schema))
         return Registration(
-            str(path), sha256, mapping.name, "registered", rows=len(rows), days=sorted(by_day),
+            self._ledger_name(path), sha256, mapping.name, "registered", rows=len(rows), days=sorted(by_day),
             rows_with_errors=sum(1 for r in rows if r["parse_error"] or r["timestamp_error"] or r["encoding_error"]),
             unknown_columns=unknown_columns,
         )
