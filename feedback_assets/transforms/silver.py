@@ -6,15 +6,13 @@ import hashlib
 from dataclasses import dataclass
 from datetime import date
 
-import pandas as pd
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from feedback_assets.schemas import SILVER_FEEDBACK, SILVER_REJECTS
-from feedback_assets.transforms.language import detect_language
-from feedback_assets.transforms.pii import PII_KINDS, scrub_pii
-from feedback_assets.transforms.text import normalize_text
+from feedback_assets.transforms.clean import clean_text
+from feedback_assets.transforms.pii import PII_KINDS
 
 
 class RejectReason:
@@ -82,28 +80,6 @@ def _first_failed_check(params: SilverParams) -> Column:
     for failed, reason, detail in reversed(checks):
         verdict = F.when(failed, F.struct(F.lit(reason).alias("reason"), detail.cast("string").alias("detail"))).otherwise(verdict)
     return verdict
-
-
-_CLEAN_SCHEMA = T.StructType(
-    [
-        T.StructField("text_clean", T.StringType()),
-        T.StructField("language", T.StringType()),
-        T.StructField("language_confidence", T.DoubleType()),
-        *[T.StructField(f"pii_{kind}", T.IntegerType()) for kind in PII_KINDS],
-    ]
-)
-
-
-@F.pandas_udf(_CLEAN_SCHEMA)
-def clean_text(texts: pd.Series) -> pd.DataFrame:
-    """Normalizes, detects the language of, and PII-scrubs each text (one Arrow batch at a time)."""
-    rows = []
-    for text in texts:
-        normalized = normalize_text(text)
-        language, confidence = detect_language(normalized)
-        scrubbed = scrub_pii(normalized)
-        rows.append((scrubbed.text, language, confidence, *(scrubbed.redactions[k] for k in PII_KINDS)))
-    return pd.DataFrame(rows, columns=_CLEAN_SCHEMA.fieldNames())
 
 
 OUTCOME_COLUMNS = ("reason", "detail", "duplicate_of")
