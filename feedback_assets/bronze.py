@@ -46,8 +46,7 @@ def build_bronze_asset(channel: str) -> dg.AssetsDefinition:
             log("landing %s: %s (%d rows) %s", registration.file, registration.status, registration.rows, registration.error or "")
         return dg.MaterializeResult(
             metadata={
-                **window_metadata(window),
-                "dagster/row_count": dg.MetadataValue.int(report.rows),
+                **window_metadata(window, report.rows),
                 "rows_with_errors": dg.MetadataValue.int(report.rows_with_errors),
                 "source_files": dg.MetadataValue.int(report.files),
                 "files_landed_this_run": dg.MetadataValue.int(sum(r.status == "registered" for r in report.registrations)),

@@ -46,8 +46,7 @@ def build_commerce_asset(contract: Contract) -> dg.AssetsDefinition:
             context.log.warning("%s: skipped unusable records %s", name, report.invalid_rows)
         return dg.MaterializeResult(
             metadata={
-                **window_metadata(window),
-                "dagster/row_count": dg.MetadataValue.int(report.rows),
+                **window_metadata(window, report.rows),
                 "unusable_records_by_reason": dg.MetadataValue.json(report.invalid_rows),
             }
         )

@@ -39,9 +39,16 @@ def window_of(context: dg.AssetExecutionContext) -> DayWindow:
     return DayWindow(time_window.start.date(), last_day)
 
 
-def window_metadata(window: DayWindow) -> dict[str, dg.MetadataValue]:
+def window_metadata(window: DayWindow, rows: int) -> dict[str, dg.MetadataValue]:
+    """The run's window and its row count; `dagster/row_count` only when the run covered one day.
+
+    A ranged run records the same metadata on every partition it wrote, so a window total there
+    would read as each day's count.
+    """
+    count_key = "dagster/row_count" if len(window.days) == 1 else "rows_in_window"
     return {
         "window_start": dg.MetadataValue.text(window.start.isoformat()),
         "window_end": dg.MetadataValue.text(window.end.isoformat()),
         "days": dg.MetadataValue.int(len(window.days)),
+        count_key: dg.MetadataValue.int(rows),
     }

@@ -80,8 +80,7 @@ def silver_feedback(context: dg.AssetExecutionContext, pyspark: PySparkResource,
     yield dg.MaterializeResult(
         asset_key=SILVER_REJECTS_KEY,
         metadata={
-            **window_metadata(window),
-            "dagster/row_count": dg.MetadataValue.int(report.reject_rows),
+            **window_metadata(window, report.reject_rows),
             "duplicates": dg.MetadataValue.int(report.duplicate_rows),
             "rejects_by_reason": dg.MetadataValue.json(report.rejects_by_reason),
         },
@@ -91,8 +90,7 @@ def silver_feedback(context: dg.AssetExecutionContext, pyspark: PySparkResource,
 
 def _silver_metadata(report: SilverReport, window) -> dict[str, dg.MetadataValue]:
     return {
-        **window_metadata(window),
-        "dagster/row_count": dg.MetadataValue.int(report.silver_rows),
+        **window_metadata(window, report.silver_rows),
         "rejects": dg.MetadataValue.int(report.reject_rows),
         "duplicates": dg.MetadataValue.int(report.duplicate_rows),
         "rejects_by_reason": dg.MetadataValue.json(report.rejects_by_reason),
