@@ -4,10 +4,9 @@ import dagster as dg
 from dagster_pyspark import PySparkResource
 
 from feedback_assets.landing.mapping import FEEDBACK_CHANNELS
-from feedback_assets.freshness import DAILY_BY_SIX_UTC
+from feedback_assets.asset_defaults import DAILY_RANGED, SPARK_TABLE
 from feedback_assets.metadata import window_metadata, window_of
 from feedback_assets.steps import run_bronze
-from partitions import daily_partitions
 from resources.landing import LandingResource
 from resources.table_store import LocalParquetTableStore
 
@@ -26,11 +25,8 @@ def build_bronze_asset(channel: str) -> dg.AssetsDefinition:
         name=f"bronze_{channel}",
         description=CHANNEL_DESCRIPTIONS[channel],
         group_name="bronze",
-        partitions_def=daily_partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        freshness_policy=DAILY_BY_SIX_UTC,
-        kinds={"spark", "parquet"},
-        owners=["team:data-platform"],
+        **DAILY_RANGED,
+        **SPARK_TABLE,
         tags={"layer": "bronze", "channel": channel},
     )
     def bronze_asset(

@@ -4,10 +4,9 @@ import dagster as dg
 from dagster_pyspark import PySparkResource
 
 from feedback_assets.landing.mapping import Contract
-from feedback_assets.freshness import DAILY_BY_SIX_UTC
+from feedback_assets.asset_defaults import DAILY_RANGED, SPARK_TABLE
 from feedback_assets.metadata import window_metadata, window_of
 from feedback_assets.steps import run_commerce
-from partitions import daily_partitions
 from resources.landing import LandingResource
 from resources.settings import settings
 from resources.table_store import LocalParquetTableStore
@@ -26,11 +25,8 @@ def build_commerce_asset(contract: Contract) -> dg.AssetsDefinition:
         name=name,
         description=description,
         group_name="silver",
-        partitions_def=daily_partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        freshness_policy=DAILY_BY_SIX_UTC,
-        kinds={"spark", "parquet"},
-        owners=["team:data-platform"],
+        **DAILY_RANGED,
+        **SPARK_TABLE,
         tags={"layer": "silver", "domain": "commerce"},
     )
     def commerce_asset(

@@ -4,11 +4,10 @@ import dagster as dg
 from dagster_pyspark import PySparkResource
 
 from feedback_assets.bronze import bronze_assets
-from feedback_assets.freshness import DAILY_BY_SIX_UTC
+from feedback_assets.asset_defaults import DAILY_RANGED, SPARK_TABLE
 from feedback_assets.metadata import markdown_table, window_metadata, window_of
 from feedback_assets.schemas import SILVER_FEEDBACK, SILVER_REJECTS
 from feedback_assets.steps import SILVER_KEY_COLUMNS, SilverReport, run_silver_feedback
-from partitions import daily_partitions
 from resources.settings import settings
 from resources.table_store import LocalParquetTableStore
 
@@ -39,20 +38,17 @@ def _lookback_dep(asset: dg.AssetsDefinition) -> dg.AssetDep:
             SILVER_FEEDBACK_KEY,
             description="Every accepted piece of customer feedback in one schema: clean text, PII scrubbed, language known, duplicates removed.",
             deps=[_lookback_dep(asset) for asset in bronze_assets],
-            kinds={"spark", "parquet"},
-            owners=["team:data-platform"],
             tags={"layer": "silver"},
             metadata={"dagster/column_schema": _column_schema(SILVER_FEEDBACK)},
-            freshness_policy=DAILY_BY_SIX_UTC,
+            **SPARK_TABLE,
         ),
         dg.AssetSpec(
             SILVER_REJECTS_KEY,
             description="Feedback rows that did not make it into silver, each with the reason (bad timestamp, empty, duplicate, ...).",
             deps=[_lookback_dep(asset) for asset in bronze_assets],
-            kinds={"spark", "parquet"},
-            owners=["team:data-platform"],
             tags={"layer": "silver"},
             metadata={"dagster/column_schema": _column_schema(SILVER_REJECTS)},
+            **SPARK_TABLE,
         ),
     ],
     check_specs=[
@@ -64,9 +60,8 @@ def _lookback_dep(asset: dg.AssetsDefinition) -> dg.AssetDep:
                           description="No e-mail, phone or card-number pattern survives in text_clean."),
     ],
     group_name="silver",
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
     can_subset=False,
+    **DAILY_RANGED,
 )
 def silver_feedback(context: dg.AssetExecutionContext, pyspark: PySparkResource, table_store: LocalParquetTableStore):
     """Cleans, deduplicates and PII-scrubs the six bronze channels into one feedback table plus its rejects."""

@@ -22,7 +22,7 @@ from feedback_assets.transforms import commerce, quality
 from feedback_assets.transforms.bronze import build_bronze
 from feedback_assets.transforms.pii import PII_KINDS
 from feedback_assets.transforms.silver import DUPLICATE_REASONS, SilverParams, build_silver_outcomes, reject_rows, silver_rows
-from resources.table_store import LocalParquetTableStore, days_in
+from resources.table_store import TableStore, days_in
 
 SILVER_KEY_COLUMNS = ["feedback_id", "channel", "source_id", "received_at", "language", "text_clean", "content_hash", "feedback_date"]
 
@@ -50,7 +50,7 @@ class BronzeReport:
     registrations: list[Registration] = field(default_factory=list)
 
 
-def run_bronze(spark: SparkSession, store: LocalParquetTableStore, registry: LandingRegistry,
+def run_bronze(spark: SparkSession, store: TableStore, registry: LandingRegistry,
                channel: str, window: DayWindow, run_id: str) -> BronzeReport:
     """Lands pending exports of the channel, then rewrites bronze for the window from the landed parts."""
     registrations = registry.register_pending(run_id, Contract.feedback, channel)
@@ -84,7 +84,7 @@ class SilverReport:
     sample_rows: list[dict[str, Any]]
 
 
-def read_bronze_feedback(spark: SparkSession, store: LocalParquetTableStore, start: date, end: date) -> DataFrame:
+def read_bronze_feedback(spark: SparkSession, store: TableStore, start: date, end: date) -> DataFrame:
     frames = [store.read(spark, bronze_table(c), BRONZE_FEEDBACK, start, end) for c in FEEDBACK_CHANNELS]
     union = frames[0]
     for frame in frames[1:]:
@@ -92,7 +92,7 @@ def read_bronze_feedback(spark: SparkSession, store: LocalParquetTableStore, sta
     return union
 
 
-def run_silver_feedback(spark: SparkSession, store: LocalParquetTableStore, window: DayWindow,
+def run_silver_feedback(spark: SparkSession, store: TableStore, window: DayWindow,
                         pseudonym_key: str, max_text_chars: int, lookback_days: int) -> SilverReport:
     """Builds silver_feedback and silver_rejects for the window and measures what the checks need."""
     bronze = read_bronze_feedback(spark, store, window.start - timedelta(days=lookback_days), window.end)
@@ -150,7 +150,7 @@ class CommerceReport:
     invalid_rows: dict[str, int]
 
 
-def run_commerce(spark: SparkSession, store: LocalParquetTableStore, registry: LandingRegistry,
+def run_commerce(spark: SparkSession, store: TableStore, registry: LandingRegistry,
                  contract: Contract, window: DayWindow, run_id: str, pseudonym_key: str) -> CommerceReport:
     """Lands pending commerce exports and rebuilds the typed commerce table for the window."""
     registry.register_pending(run_id, contract)
