@@ -22,7 +22,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from feedback_assets.landing.mapping import FEEDBACK_CHANNELS, Contract
-from feedback_assets.landing.registry import landed_arrow_schema
+from feedback_assets.landing.contract import landed_arrow_schema
 from feedback_assets.steps import DayWindow, bronze_table, run_silver_feedback
 from resources.settings import read_settings
 from resources.spark import local_spark_session

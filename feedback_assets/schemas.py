@@ -6,7 +6,7 @@ import pyarrow as pa
 from pyspark.sql import types as T
 
 from feedback_assets.landing.mapping import Contract
-from feedback_assets.landing.registry import landed_arrow_schema
+from feedback_assets.landing.contract import landed_arrow_schema
 
 _ARROW_TO_SPARK = {
     pa.string(): T.StringType(),

@@ -16,7 +16,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from feedback_assets.landing.mapping import FEEDBACK_CHANNELS, Contract
-from feedback_assets.landing.registry import LandingRegistry, Registration, landed_table
+from feedback_assets.landing.contract import landed_table
+from feedback_assets.landing.registry import LandingRegistry, Registration
 from feedback_assets.schemas import BRONZE_FEEDBACK, ORDERS, RETURNS_REFUNDS, SILVER_FEEDBACK, SILVER_REJECTS, SKU_CATALOG, bronze_schema
 from feedback_assets.transforms import commerce, quality
 from feedback_assets.transforms.bronze import build_bronze

@@ -65,3 +65,12 @@ def test_a_late_file_makes_its_old_day_stale_until_bronze_is_rebuilt():
     assert stale_days(ledger, after=300.0, materialized_at={}) == {}
     materialized[("surveys", "2026-09-01")] = 301.0
     assert stale_days(ledger, after=0.0, materialized_at=materialized) == {}
+
+
+def test_transforms_run_without_dagster():
+    import subprocess
+    import sys
+
+    probe = ("import sys, feedback_assets.transforms.silver, feedback_assets.transforms.commerce, "
+             "feedback_assets.transforms.bronze, feedback_assets.transforms.quality; print('dagster' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "False"

@@ -23,14 +23,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from feedback_assets.landing.mapping import (
-    CONTRACT_FIELDS,
-    Contract,
-    LandingMapping,
-    MappingError,
-    load_mapping,
-    load_preset,
-)
+from feedback_assets.landing.contract import contract_columns, landed_arrow_schema, landed_table
+from feedback_assets.landing.mapping import Contract, LandingMapping, MappingError, load_mapping, load_preset
 from feedback_assets.landing.parse import (
     LandingError,
     assigned_timestamp,
@@ -43,39 +37,6 @@ from resources.table_store import LocalParquetTableStore
 LEDGER_TABLE = "ops.landing_ledger"
 MAPPING_FILE = "_mapping.yaml"
 _FILE_DATE = re.compile(r"(\d{4}-\d{2}-\d{2})")
-
-META_COLUMNS: list[tuple[str, pa.DataType]] = [
-    ("event_at", pa.timestamp("us", tz="UTC")),
-    ("event_at_raw", pa.string()),
-    ("date_origin", pa.string()),
-    ("raw_record", pa.string()),
-    ("parse_error", pa.string()),
-    ("timestamp_error", pa.string()),
-    ("encoding_error", pa.bool_()),
-    ("rating_scale_low", pa.float64()),
-    ("rating_scale_high", pa.float64()),
-    ("channel", pa.string()),
-    ("source_file", pa.string()),
-    ("source_line", pa.int64()),
-    ("file_sha256", pa.string()),
-    ("mapping", pa.string()),
-    ("ingested_at", pa.timestamp("us", tz="UTC")),
-    ("ingest_run_id", pa.string()),
-]
-
-
-def contract_columns(contract: Contract) -> list[str]:
-    required, optional = CONTRACT_FIELDS[contract]
-    return sorted(required) + sorted(optional)
-
-
-def landed_arrow_schema(contract: Contract) -> pa.Schema:
-    return pa.schema([(c, pa.string()) for c in contract_columns(contract)] + META_COLUMNS)
-
-
-def landed_table(contract: Contract, channel: str | None) -> str:
-    return f"landed.{channel}" if contract == Contract.feedback else f"landed.{contract.value}"
-
 
 @dataclass
 class Registration:
