@@ -59,6 +59,8 @@ class TestPiiScrubbing:
             "order number 1234567890123 never arrived",
             "paid $129.99 for 2 jackets",
             "the 6 petite way too small",
+            "there are only 2 things that drive me insane",
+            "we were taking an 8 hour road trip",
             "card ending 4111 1111 1111 1112 is not a real card",
         ],
     )

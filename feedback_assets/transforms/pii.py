@@ -25,8 +25,8 @@ _UNIT = r"(?:,?\s*(?i:apt|apartment|suite|ste|unit|#)\.?\s*[\w-]+)?"
 _ADDRESSES = [
     # 221 Baker Street, 1600 Pennsylvania Ave NW, 12 Elm St. Apt 4B: capitalised street names
     re.compile(rf"\b\d{{1,5}}\s+(?:[A-Z][\w'-]*\s+){{1,3}}{_STREET_SUFFIX}\b\.?(?:\s+(?:N|S|E|W|NE|NW|SE|SW)\b)?{_UNIT}"),
-    # 221 baker street: lower case only with an unambiguous, spelled-out suffix
-    re.compile(rf"\b\d{{1,5}}\s+(?:[a-z][\w'-]*\s+){{1,3}}(?:street|avenue|road|boulevard|lane|drive)\b{_UNIT}"),
+    # 221 baker street: in lower case only with a suffix that is no everyday verb or noun ("drive", "road")
+    re.compile(rf"\b\d{{1,5}}\s+(?:[a-z][\w'-]*\s+){{1,3}}(?:street|avenue|boulevard|lane)\b{_UNIT}"),
     # Hauptstraße 12, Lindenweg 3a
     re.compile(r"\b[A-ZÄÖÜ][a-zäöüß]+(?:straße|strasse|weg|platz|allee|gasse|ring)\s+\d{1,4}[a-z]?\b"),
     # Calle Mayor 5, Rua das Flores 120, Avenida Paulista 1578
