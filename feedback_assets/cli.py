@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 import warnings
 from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -24,6 +26,10 @@ app = typer.Typer(
 )
 
 DEFAULT_GROUPS = ["bronze", "silver"]
+
+
+class Backend(StrEnum):
+    local = "local"
 
 
 @app.callback()
@@ -181,6 +187,53 @@ def demo(
         f"  {config.feedback_home / 'sample' / 'manifest.json'}  planted incidents\n"
         "  feedback summary              this summary again"
     )
+
+
+@app.command()
+def classify(
+    input: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="JSON Lines: `id`, `text`, optional `rating`, `channel`, `context`.")],
+    output: Annotated[Path, typer.Option(dir_okay=False, help="JSON Lines, exactly one line per input id.")],
+    backend: Annotated[Backend, typer.Option(help="Classifier backend.")] = Backend.local,
+) -> None:
+    """Classify feedback items from a file (text is normalized and PII-scrubbed first, as in silver)."""
+    from feedback_assets.enrichment.items import InputError, read_items
+    from feedback_assets.enrichment.service import classify_with_backend
+
+    try:
+        items = read_items(input)
+    except InputError as error:
+        typer.echo(f"error: {input} has lines that cannot be classified:\n{error}", err=True)
+        raise typer.Exit(2) from None
+    results = classify_with_backend(items, backend.value)
+    with output.open("w", encoding="utf-8") as handle:
+        for result in results:
+            handle.write(json.dumps(result, ensure_ascii=False) + "\n")
+    review = sum(r["needs_review"] for r in results)
+    typer.echo(f"Classified {len(results):,} items with the {backend.value} backend into {output} ({review:,} need review).")
+
+
+@app.command(name="eval")
+def evaluate_golden(
+    golden: Annotated[list[Path] | None, typer.Option(help="Golden JSONL file(s); default prompts/golden/*.jsonl.")] = None,
+    backend: Annotated[Backend, typer.Option(help="Classifier backend.")] = Backend.local,
+) -> None:
+    """Score a backend on the golden set: per-label precision/recall/F1, macro-F1, accuracy, confusions."""
+    from feedback_assets.enrichment import evaluation
+    from feedback_assets.enrichment.local import FeedbackItem
+    from feedback_assets.enrichment.service import classify_with_backend
+    from feedback_assets.enrichment.taxonomy import PROMPTS_DIR, load_taxonomy
+
+    paths = golden or sorted((PROMPTS_DIR / "golden").glob("*.jsonl"))
+    try:
+        items = evaluation.load_golden(paths)
+    except (OSError, ValueError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    taxonomy = load_taxonomy()
+    feedback = [FeedbackItem(str(i["id"]), i["text"], i.get("rating"), i.get("channel")) for i in items]
+    predicted = {r["id"]: r for r in classify_with_backend(feedback, backend.value)}
+    report = evaluation.evaluate(items, predicted, taxonomy.label_ids, {l: taxonomy.domain_of(l) for l in taxonomy.label_ids})
+    typer.echo(evaluation.render(report))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,891 @@
+"""A loopback HTTP server that speaks the OpenAI Chat Completions contract, for tests.
+
+`LoopbackOpenAI` listens on ``127.0.0.1`` (an ephemeral port) in a daemon thread and answers
+``POST /v1/chat/completions`` (OpenAI) and
+``POST /openai/deployments/{deployment}/chat/completions?api-version=...`` (Azure OpenAI) well
+enough for the official ``openai`` SDK clients (``OpenAI``, ``AsyncOpenAI``, ``AzureOpenAI``,
+``AsyncAzureOpenAI``) to work against it, retries and timeouts included::
+
+    with LoopbackOpenAI(faults=["429", "ok"]) as server:
+        client = OpenAI(api_key=server.api_key, base_url=server.base_url, max_retries=2)
+        completion = client.chat.completions.create(model="gpt-4o-mini", messages=[...])
+        assert server.calls == 1 and [r["status"] for r in server.requests] == [429, 200]
+
+The server knows nothing about the domain: the assistant message content comes from a pluggable
+``responder(request_json) -> str``. The default, `echo_schema_responder`, returns a minimal JSON
+instance of the request's ``response_format.json_schema.schema``.
+
+Token accounting is an estimate, not a tokenizer: **tokens = len(text) // 4**.
+
+- ``prompt_tokens``: the concatenated text of all message contents, // 4.
+- ``completion_tokens``: the returned content, // 4.
+- ``prompt_tokens_details.cached_tokens``: the common prefix of this request's first (system)
+  message with the first message of the previous request that reached the model, // 4.
+- The TPM limiter charges a request ``prompt_tokens + (max_completion_tokens or max_tokens or 0)``.
+
+Request processing order for a chat completion request: auth (401) → body validation (400) →
+one fault is picked (the next entry of the ``faults`` schedule, else a random one with
+probability ``fault_rate``, else ``"ok"``) → ``latency_s`` sleep → forced fault responses
+("500", "503", "429") → RPM/TPM limiter (429) → "timeout" sleep → responder → "malformed" /
+"truncated" content mutation → 200.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import random
+import re
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from socketserver import TCPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+__all__ = [
+    "DEFAULT_API_KEY",
+    "DEFAULT_FAULT_KINDS",
+    "FAULT_KINDS",
+    "MALFORMED_CONTENT",
+    "LoopbackOpenAI",
+    "Responder",
+    "echo_schema_responder",
+    "estimate_tokens",
+    "minimal_json_instance",
+]
+
+Responder = Callable[[dict[str, Any]], str]
+"""Given the parsed request JSON, return the assistant message content."""
+
+DEFAULT_API_KEY = "sk-loopback-test"
+FAULT_KINDS: frozenset[str] = frozenset({"ok", "500", "503", "timeout", "malformed", "truncated", "429"})
+DEFAULT_FAULT_KINDS: tuple[str, ...] = ("500", "503", "429", "malformed", "truncated")
+MALFORMED_CONTENT = "{not json"
+REDACTED_HEADERS = frozenset({"authorization", "api-key"})
+
+_OPENAI_PATH = "/v1/chat/completions"
+_AZURE_PATH = re.compile(r"^/openai/deployments/(?P<deployment>[^/]+)/chat/completions$")
+
+
+# --------------------------------------------------------------------------------------------
+# Token estimate and the default responder
+# --------------------------------------------------------------------------------------------
+
+
+def estimate_tokens(text: str) -> int:
+    """Estimated token count of `text`: ``len(text) // 4`` (deliberately crude, deterministic)."""
+    return len(text) // 4
+
+
+def _message_text(message: Any) -> str:
+    """The text of one chat message: string content, or the ``text`` parts of a content list."""
+    if not isinstance(message, Mapping):
+        return ""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            part.get("text", "") for part in content if isinstance(part, Mapping) and isinstance(part.get("text"), str)
+        )
+    return ""
+
+
+_STRING_FORMATS: dict[str, str] = {
+    "date-time": "1970-01-01T00:00:00Z",
+    "date": "1970-01-01",
+    "time": "00:00:00",
+    "duration": "P0D",
+    "email": "user@example.com",
+    "hostname": "example.com",
+    "ipv4": "127.0.0.1",
+    "ipv6": "::1",
+    "uuid": "00000000-0000-0000-0000-000000000000",
+    "uri": "https://example.com",
+}
+
+
+def _resolve_ref(ref: str, root: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Resolve a local JSON pointer such as ``#/$defs/Item`` against the root schema."""
+    if not ref.startswith("#"):
+        raise ValueError(f"only local $ref values are supported, got {ref!r}")
+    node: Any = root
+    for token in filter(None, ref[1:].split("/")):
+        node = node[token.replace("~1", "/").replace("~0", "~")]
+    if not isinstance(node, Mapping):
+        raise ValueError(f"$ref {ref!r} does not point at a schema")
+    return node
+
+
+def _merge_all_of(schema: Mapping[str, Any], root: Mapping[str, Any]) -> dict[str, Any]:
+    """Flatten ``allOf`` into one schema (properties and required lists are unioned)."""
+    merged: dict[str, Any] = {k: v for k, v in schema.items() if k != "allOf"}
+    for sub in schema["allOf"]:
+        while "$ref" in sub:
+            sub = {**_resolve_ref(sub["$ref"], root), **{k: v for k, v in sub.items() if k != "$ref"}}
+        if "allOf" in sub:
+            sub = _merge_all_of(sub, root)
+        for key, value in sub.items():
+            if key == "properties":
+                merged["properties"] = {**merged.get("properties", {}), **value}
+            elif key == "required":
+                merged["required"] = [*merged.get("required", []), *value]
+            else:
+                merged.setdefault(key, value)
+    return merged
+
+
+def _minimal_number(schema: Mapping[str, Any], *, integer: bool) -> int | float:
+    value: float = 0
+    minimum, maximum = schema.get("minimum"), schema.get("maximum")
+    ex_min, ex_max = schema.get("exclusiveMinimum"), schema.get("exclusiveMaximum")
+    if isinstance(minimum, int | float) and value < minimum:
+        value = math.ceil(minimum) if integer else minimum
+    if isinstance(ex_min, int | float) and value <= ex_min:
+        value = math.floor(ex_min) + 1 if integer else ex_min + 1
+    if isinstance(maximum, int | float) and value > maximum:
+        value = math.floor(maximum) if integer else maximum
+    if isinstance(ex_max, int | float) and value >= ex_max:
+        value = math.ceil(ex_max) - 1 if integer else ex_max - 1
+    return int(value) if integer else value
+
+
+def minimal_json_instance(schema: Mapping[str, Any], root: Mapping[str, Any] | None = None, _depth: int = 0) -> Any:
+    """Build a small instance that validates against `schema` (a JSON Schema as used by strict mode).
+
+    Rules: ``$ref`` (local, incl. ``$defs``/``definitions``) is followed; ``const`` → its value;
+    ``enum`` → first value; ``anyOf``/``oneOf`` → first branch; ``allOf`` → merged; object →
+    only the ``required`` properties; array → ``[]`` or ``minItems`` copies of the item; string →
+    ``""`` (or ``minLength`` × ``"x"``, or a sample for a known ``format``); number/integer → 0
+    nudged into ``minimum``/``maximum``; boolean → ``False``; null or an empty schema → ``None``.
+    ``pattern`` and ``multipleOf`` are not honoured.
+    """
+    root = schema if root is None else root
+    if _depth > 64:
+        raise ValueError("schema nesting too deep (recursive $ref without a terminating branch?)")
+    if "$ref" in schema:
+        target = _resolve_ref(schema["$ref"], root)
+        return minimal_json_instance({**target, **{k: v for k, v in schema.items() if k != "$ref"}}, root, _depth + 1)
+    if "const" in schema:
+        return copy.deepcopy(schema["const"])
+    if schema.get("enum"):
+        return copy.deepcopy(schema["enum"][0])
+    for key in ("anyOf", "oneOf"):
+        if schema.get(key):
+            return minimal_json_instance(schema[key][0], root, _depth + 1)
+    if schema.get("allOf"):
+        return minimal_json_instance(_merge_all_of(schema, root), root, _depth + 1)
+
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind is None:
+        if "properties" in schema:
+            kind = "object"
+        elif "items" in schema or "prefixItems" in schema:
+            kind = "array"
+
+    if kind == "object":
+        properties: Mapping[str, Any] = schema.get("properties", {})
+        return {
+            name: minimal_json_instance(properties.get(name, {}), root, _depth + 1)
+            for name in schema.get("required", [])
+        }
+    if kind == "array":
+        prefix = [minimal_json_instance(sub, root, _depth + 1) for sub in schema.get("prefixItems", [])]
+        missing = max(0, int(schema.get("minItems", 0)) - len(prefix))
+        if missing:
+            item = schema.get("items")
+            prefix += [minimal_json_instance(item if isinstance(item, Mapping) else {}, root, _depth + 1)] * missing
+        return prefix
+    if kind == "string":
+        fmt = schema.get("format")
+        if isinstance(fmt, str) and fmt in _STRING_FORMATS:
+            return _STRING_FORMATS[fmt]
+        return "x" * int(schema.get("minLength", 0))
+    if kind == "integer":
+        return _minimal_number(schema, integer=True)
+    if kind == "number":
+        return _minimal_number(schema, integer=False)
+    if kind == "boolean":
+        return False
+    return None
+
+
+def echo_schema_responder(request: Mapping[str, Any]) -> str:
+    """Default responder: a minimal valid JSON instance of the requested structured output.
+
+    ``response_format={"type": "json_schema", ...}`` → `minimal_json_instance` of its schema;
+    ``{"type": "json_object"}`` → ``"{}"``; anything else (plain text) → ``"ok"``.
+    """
+    response_format = request.get("response_format")
+    if isinstance(response_format, Mapping):
+        if response_format.get("type") == "json_schema":
+            schema = (response_format.get("json_schema") or {}).get("schema") or {}
+            return json.dumps(minimal_json_instance(schema), separators=(",", ":"))
+        if response_format.get("type") == "json_object":
+            return "{}"
+    return "ok"
+
+
+# --------------------------------------------------------------------------------------------
+# HTTP plumbing
+# --------------------------------------------------------------------------------------------
+
+
+def _go_duration(seconds: float) -> str:
+    """Format like OpenAI's ``x-ratelimit-reset-*`` headers: ``20ms``, ``1.5s``, ``6m0s``."""
+    seconds = max(0.0, seconds)
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    minutes, rest = divmod(seconds, 60)
+    rest_text = f"{rest:.3f}".rstrip("0").rstrip(".")
+    return f"{int(minutes)}m{rest_text}s" if minutes else f"{rest_text}s"
+
+
+def _error_body(message: str, type_: str, code: str | None, param: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+class _Reply(Exception):
+    """Raised inside request handling to send an (error) response immediately."""
+
+    def __init__(self, status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body
+        self.headers = dict(headers or {})
+
+
+class _Abort(Exception):
+    """The server is shutting down mid-request: drop the connection without answering."""
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer bound to the owning `LoopbackOpenAI`, without reverse-DNS at bind."""
+
+    daemon_threads = True
+    block_on_close = False  # LoopbackOpenAI.close() unblocks and joins handler threads itself
+
+    def __init__(self, owner: LoopbackOpenAI) -> None:
+        self.owner = owner
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+    def server_bind(self) -> None:
+        """Bind without ``socket.getfqdn`` (which can stall on reverse DNS)."""
+        TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Stay quiet: a client that hangs up (timeouts, shutdown) is expected in tests."""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Per-connection handler; all logic lives in `LoopbackOpenAI._handle`."""
+
+    server: _HTTPServer
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are separate writes: avoid 40 ms delayed-ACK stalls
+    server_version = "LoopbackOpenAI/1.0"
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.owner._track_connection(self.connection, add=True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.owner._track_connection(self.connection, add=False)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        """Silence the stdlib's per-request stderr logging."""
+
+    def do_POST(self) -> None:
+        self.server.owner._handle(self)
+
+    def do_GET(self) -> None:
+        self.server.owner._handle(self)
+
+    def read_body(self) -> bytes:
+        """Read the request body (Content-Length or chunked)."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def send_json(self, status: int, body: Mapping[str, Any], headers: Mapping[str, str]) -> None:
+        """Write one JSON response; a vanished client is not an error."""
+        payload = json.dumps(body).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(payload)
+            self.wfile.flush()
+        except OSError:
+            self.close_connection = True
+
+
+# --------------------------------------------------------------------------------------------
+# The server
+# --------------------------------------------------------------------------------------------
+
+
+def _check_faults(kinds: Iterable[str]) -> list[str]:
+    kinds = [str(kind) for kind in kinds]
+    unknown = sorted(set(kinds) - FAULT_KINDS)
+    if unknown:
+        raise ValueError(f"unknown fault kind(s) {unknown}; expected some of {sorted(FAULT_KINDS)}")
+    return kinds
+
+
+def _check_optional_limit(name: str, value: int | None) -> int | None:
+    if value is not None and value < 0:
+        raise ValueError(f"{name} must be >= 0 or None, got {value}")
+    return value
+
+
+class LoopbackOpenAI:
+    """Loopback OpenAI/Azure OpenAI Chat Completions server with fault injection and a request log.
+
+    Args:
+        responder: builds the assistant content from the parsed request JSON
+            (default `echo_schema_responder`).
+        api_key: the accepted key: ``Authorization: Bearer <key>`` on the OpenAI path,
+            ``api-key: <key>`` (or ``Authorization: Bearer <key>``) on the Azure path.
+            ``None`` accepts any non-empty credential.
+        latency_s: sleep before answering every authenticated chat completion request.
+        rpm_limit, tpm_limit: requests / estimated tokens allowed per sliding window
+            (``None`` = unlimited); an excess request gets a 429 with ``Retry-After``.
+        rate_window_s: the sliding window length (60 s, like the real API; shorten in tests).
+        faults: a schedule consumed one entry per chat completion request, in order.
+        fault_rate: probability of a random fault (drawn from ``fault_kinds``) once the
+            schedule is exhausted; uses ``random.Random(seed)``.
+        timeout_sleep_s: how long a "timeout" fault stalls before answering normally.
+
+    Every setting except ``rate_window_s``/``seed`` is a thread-safe property that may be changed
+    while the server runs. Use as a context manager, or call `start` / `close`.
+    """
+
+    def __init__(
+        self,
+        responder: Responder | None = None,
+        *,
+        api_key: str | None = DEFAULT_API_KEY,
+        latency_s: float = 0.0,
+        rpm_limit: int | None = None,
+        tpm_limit: int | None = None,
+        rate_window_s: float = 60.0,
+        faults: Sequence[str] = (),
+        fault_rate: float = 0.0,
+        fault_kinds: Sequence[str] = DEFAULT_FAULT_KINDS,
+        seed: int = 0,
+        timeout_sleep_s: float = 5.0,
+    ) -> None:
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._responder: Responder = responder or echo_schema_responder
+        self._api_key = api_key
+        self._latency_s = float(latency_s)
+        self._rpm_limit = _check_optional_limit("rpm_limit", rpm_limit)
+        self._tpm_limit = _check_optional_limit("tpm_limit", tpm_limit)
+        self._rate_window_s = float(rate_window_s)
+        self._faults: deque[str] = deque(_check_faults(faults))
+        self.fault_rate = fault_rate
+        self._fault_kinds: tuple[str, ...] = tuple(_check_faults(fault_kinds))
+        if not self._fault_kinds:
+            raise ValueError("fault_kinds must not be empty")
+        self._rng = random.Random(seed)
+        self._timeout_sleep_s = float(timeout_sleep_s)
+
+        self._requests: list[dict[str, Any]] = []
+        self._calls = 0
+        self._request_times: deque[float] = deque()
+        self._token_charges: deque[tuple[float, int]] = deque()
+        self._previous_first_message: str | None = None
+
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._connections: dict[socket.socket, threading.Thread] = {}
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> LoopbackOpenAI:
+        """Bind an ephemeral port on 127.0.0.1 and serve in a daemon thread."""
+        if self._httpd is not None:
+            raise RuntimeError("LoopbackOpenAI is already started")
+        self._stop.clear()
+        self._httpd = _HTTPServer(self)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="loopback-openai", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop serving: abort sleeping requests, drop open connections, join the threads."""
+        httpd, thread = self._httpd, self._thread
+        if httpd is None:
+            return
+        self._stop.set()
+        httpd.shutdown()
+        with self._lock:
+            connections = dict(self._connections)
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        httpd.server_close()
+        for handler_thread in connections.values():
+            handler_thread.join(timeout=5)
+        if thread is not None:
+            thread.join(timeout=5)
+        self._httpd = self._thread = None
+
+    def __enter__(self) -> LoopbackOpenAI:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # ---- addresses -------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port (only while started)."""
+        if self._httpd is None:
+            raise RuntimeError("LoopbackOpenAI is not started; use it as a context manager or call start()")
+        return int(self._httpd.server_address[1])
+
+    @property
+    def azure_endpoint(self) -> str:
+        """``http://127.0.0.1:PORT``: pass as ``AzureOpenAI(azure_endpoint=...)``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT/v1``: pass as ``OpenAI(base_url=...)``."""
+        return f"{self.azure_endpoint}/v1"
+
+    @property
+    def api_key(self) -> str:
+        """A key the server accepts (the configured one, or a placeholder when any key goes)."""
+        return self._api_key if self._api_key is not None else DEFAULT_API_KEY
+
+    # ---- runtime-tunable settings (thread-safe) --------------------------------------------
+
+    @property
+    def responder(self) -> Responder:
+        """The content builder (parsed request JSON → content string)."""
+        with self._lock:
+            return self._responder
+
+    @responder.setter
+    def responder(self, value: Responder) -> None:
+        with self._lock:
+            self._responder = value
+
+    @property
+    def latency_s(self) -> float:
+        """Seconds slept before answering each authenticated chat completion request."""
+        with self._lock:
+            return self._latency_s
+
+    @latency_s.setter
+    def latency_s(self, value: float) -> None:
+        with self._lock:
+            self._latency_s = float(value)
+
+    @property
+    def rpm_limit(self) -> int | None:
+        """Requests per sliding window, or ``None`` for unlimited."""
+        with self._lock:
+            return self._rpm_limit
+
+    @rpm_limit.setter
+    def rpm_limit(self, value: int | None) -> None:
+        with self._lock:
+            self._rpm_limit = _check_optional_limit("rpm_limit", value)
+
+    @property
+    def tpm_limit(self) -> int | None:
+        """Estimated tokens per sliding window, or ``None`` for unlimited."""
+        with self._lock:
+            return self._tpm_limit
+
+    @tpm_limit.setter
+    def tpm_limit(self, value: int | None) -> None:
+        with self._lock:
+            self._tpm_limit = _check_optional_limit("tpm_limit", value)
+
+    @property
+    def faults(self) -> list[str]:
+        """The remaining fault schedule (a copy); assigning replaces it."""
+        with self._lock:
+            return list(self._faults)
+
+    @faults.setter
+    def faults(self, value: Iterable[str]) -> None:
+        kinds = _check_faults(value)
+        with self._lock:
+            self._faults = deque(kinds)
+
+    def add_faults(self, *kinds: str) -> None:
+        """Append entries to the fault schedule."""
+        checked = _check_faults(kinds)
+        with self._lock:
+            self._faults.extend(checked)
+
+    @property
+    def fault_rate(self) -> float:
+        """Probability in [0, 1] of a random fault once the schedule is exhausted."""
+        with self._lock:
+            return self._fault_rate
+
+    @fault_rate.setter
+    def fault_rate(self, value: float) -> None:
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"fault_rate must be within [0, 1], got {value}")
+        with self._lock:
+            self._fault_rate = float(value)
+
+    @property
+    def fault_kinds(self) -> tuple[str, ...]:
+        """The kinds random faults are drawn from."""
+        with self._lock:
+            return self._fault_kinds
+
+    @fault_kinds.setter
+    def fault_kinds(self, value: Sequence[str]) -> None:
+        kinds = tuple(_check_faults(value))
+        if not kinds:
+            raise ValueError("fault_kinds must not be empty")
+        with self._lock:
+            self._fault_kinds = kinds
+
+    @property
+    def timeout_sleep_s(self) -> float:
+        """How long a "timeout" fault stalls before answering normally."""
+        with self._lock:
+            return self._timeout_sleep_s
+
+    @timeout_sleep_s.setter
+    def timeout_sleep_s(self, value: float) -> None:
+        with self._lock:
+            self._timeout_sleep_s = float(value)
+
+    # ---- observations ----------------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """Snapshot of the request log, oldest first.
+
+        Each entry: ``method``, ``path`` (with query string), ``headers`` (lower-cased names,
+        ``authorization``/``api-key`` values redacted to ``"***"``), ``body`` (parsed JSON, or
+        ``None``), ``status`` (``None`` while in flight or if aborted), ``fault`` (the fault
+        kind applied; ``"rpm_limit"``/``"tpm_limit"`` for limiter 429s; ``None`` when the
+        request never reached fault selection, e.g. 401/400/404).
+        """
+        with self._lock:
+            return copy.deepcopy(self._requests)
+
+    @property
+    def calls(self) -> int:
+        """Chat completion requests answered with 200."""
+        with self._lock:
+            return self._calls
+
+    def clear_requests(self) -> None:
+        """Empty the request log and reset `calls` (limits, schedule and cache state are kept)."""
+        with self._lock:
+            self._requests.clear()
+            self._calls = 0
+
+    # ---- internals -------------------------------------------------------------------------
+
+    def _track_connection(self, conn: socket.socket, *, add: bool) -> None:
+        with self._lock:
+            if add:
+                self._connections[conn] = threading.current_thread()
+            else:
+                self._connections.pop(conn, None)
+
+    def _sleep(self, seconds: float) -> None:
+        """Sleep, but abort the request if the server is closing meanwhile."""
+        if seconds > 0 and self._stop.wait(seconds):
+            raise _Abort
+
+    def _handle(self, handler: _Handler) -> None:
+        """Answer one HTTP request and record it in the log."""
+        raw_body = handler.read_body() if handler.command == "POST" else b""
+        headers = {name.lower(): value for name, value in handler.headers.items()}
+        entry: dict[str, Any] = {
+            "method": handler.command,
+            "path": handler.path,
+            "headers": {name: ("***" if name in REDACTED_HEADERS else value) for name, value in headers.items()},
+            "body": None,
+            "status": None,
+            "fault": None,
+        }
+        try:
+            entry["body"] = json.loads(raw_body) if raw_body else None
+        except ValueError:
+            entry["body"] = None
+        with self._lock:
+            self._requests.append(entry)
+
+        try:
+            status, body, extra_headers = self._chat_completion(handler.command, handler.path, headers, raw_body, entry)
+        except _Reply as reply:
+            status, body, extra_headers = reply.status, reply.body, reply.headers
+        except _Abort:
+            handler.close_connection = True
+            return
+
+        extra_headers.setdefault("x-request-id", f"req_{uuid.uuid4().hex}")
+        with self._lock:
+            entry["status"] = status
+            if status == 200:
+                self._calls += 1
+        handler.send_json(status, body, extra_headers)
+
+    def _chat_completion(
+        self, method: str, raw_path: str, headers: Mapping[str, str], raw_body: bytes, entry: dict[str, Any]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        url = urlsplit(raw_path)
+        azure = _AZURE_PATH.match(url.path)
+        if url.path != _OPENAI_PATH and azure is None:
+            raise _Reply(404, _error_body(f"Unknown path {url.path!r}", "invalid_request_error", "unknown_url"))
+        if method != "POST":
+            raise _Reply(405, _error_body(f"Method {method} not allowed", "invalid_request_error", None))
+
+        self._check_auth(headers, azure=azure is not None)
+        if azure is not None and not parse_qs(url.query).get("api-version"):
+            raise _Reply(404, {"error": {"code": "404", "message": "Resource not found"}})
+
+        try:
+            request = json.loads(raw_body or b"null")
+        except ValueError as exc:
+            raise _Reply(400, _error_body(f"Invalid JSON body: {exc}", "invalid_request_error", None)) from None
+        if not isinstance(request, dict):
+            raise _Reply(400, _error_body("The body must be a JSON object", "invalid_request_error", None))
+        messages = request.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise _Reply(
+                400, _error_body("'messages' must be a non-empty array", "invalid_request_error", None, "messages")
+            )
+        if not request.get("model") and azure is None:
+            raise _Reply(400, _error_body("you must provide a model parameter", "invalid_request_error", None, "model"))
+        if request.get("stream"):
+            raise _Reply(
+                400, _error_body("stream=true is not supported by LoopbackOpenAI", "invalid_request_error", None, "stream")
+            )
+        model = str(request.get("model") or azure.group("deployment"))  # type: ignore[union-attr]
+
+        fault = self._next_fault()
+        with self._lock:
+            entry["fault"] = fault
+        self._sleep(self.latency_s)
+
+        if fault == "429":
+            raise _Reply(
+                429,
+                _error_body(
+                    "Rate limit reached (injected fault). Please try again in 1s.",
+                    "rate_limit_error",
+                    "rate_limit_exceeded",
+                ),
+                {"Retry-After": "1"},
+            )
+        if fault == "500":
+            raise _Reply(
+                500, _error_body("The server had an error while processing your request.", "server_error", None)
+            )
+        if fault == "503":
+            raise _Reply(
+                503,
+                _error_body("The engine is currently overloaded, please try again later.", "server_error", None),
+            )
+
+        prompt_text = "".join(_message_text(message) for message in messages)
+        prompt_tokens = estimate_tokens(prompt_text)
+        max_out = request.get("max_completion_tokens") or request.get("max_tokens") or 0
+        rate_headers = self._admit(prompt_tokens + int(max_out), entry)
+
+        if fault == "timeout":
+            self._sleep(self.timeout_sleep_s)
+
+        first_message = _message_text(messages[0])
+        with self._lock:
+            previous, self._previous_first_message = self._previous_first_message, first_message
+        cached_tokens = estimate_tokens(os.path.commonprefix([previous, first_message])) if previous else 0
+
+        try:
+            content = self.responder(request)
+            if not isinstance(content, str):
+                raise TypeError(f"responder must return str, got {type(content).__name__}")
+        except Exception as exc:  # noqa: BLE001 - reported to the client, which is the test
+            with self._lock:
+                entry["fault"] = "responder_error"
+            raise _Reply(
+                500,
+                _error_body(f"LoopbackOpenAI responder failed: {exc!r}", "server_error", "responder_error"),
+                {"x-should-retry": "false"},
+            ) from None
+
+        finish_reason = "stop"
+        if fault == "malformed":
+            content = MALFORMED_CONTENT
+        elif fault == "truncated":
+            content = content[: len(content) // 2]
+            finish_reason = "length"
+
+        completion_tokens = estimate_tokens(content)
+        body = {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content, "refusal": None, "annotations": []},
+                    "logprobs": None,
+                    "finish_reason": finish_reason,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+                "prompt_tokens_details": {"cached_tokens": cached_tokens, "audio_tokens": 0},
+                "completion_tokens_details": {
+                    "reasoning_tokens": 0,
+                    "audio_tokens": 0,
+                    "accepted_prediction_tokens": 0,
+                    "rejected_prediction_tokens": 0,
+                },
+            },
+            "service_tier": "default",
+            "system_fingerprint": "fp_loopback",
+        }
+        return 200, body, {"openai-processing-ms": "1", **rate_headers}
+
+    def _check_auth(self, headers: Mapping[str, str], *, azure: bool) -> None:
+        authorization = headers.get("authorization", "")
+        bearer = authorization[7:].strip() if authorization[:7].lower() == "bearer " else ""
+        candidates = [bearer, headers.get("api-key", "")] if azure else [bearer]
+        expected = self._api_key
+        if any(c and (expected is None or c == expected) for c in candidates):
+            return
+        if azure:
+            raise _Reply(
+                401,
+                {
+                    "error": {
+                        "code": "401",
+                        "message": "Access denied due to invalid subscription key or wrong API endpoint. "
+                        "Make sure to provide a valid key for an active subscription and use a correct "
+                        "regional API endpoint for your resource.",
+                    }
+                },
+            )
+        shown = f"{bearer[:3]}***{bearer[-4:]}" if len(bearer) > 8 else "***"
+        message = f"Incorrect API key provided: {shown}." if bearer else "You didn't provide an API key."
+        raise _Reply(401, _error_body(message, "invalid_request_error", "invalid_api_key"))
+
+    def _next_fault(self) -> str:
+        with self._lock:
+            if self._faults:
+                return self._faults.popleft()
+            if self._fault_rate > 0 and self._rng.random() < self._fault_rate:
+                return self._rng.choice(self._fault_kinds)
+            return "ok"
+
+    def _admit(self, tokens: int, entry: dict[str, Any]) -> dict[str, str]:
+        """Charge the sliding windows, or raise a 429 `_Reply`; returns ``x-ratelimit-*`` headers."""
+        window = self._rate_window_s
+        with self._lock:
+            now = time.monotonic()
+            while self._request_times and self._request_times[0] <= now - window:
+                self._request_times.popleft()
+            while self._token_charges and self._token_charges[0][0] <= now - window:
+                self._token_charges.popleft()
+            rpm, tpm = self._rpm_limit, self._tpm_limit
+            used_tokens = sum(charge for _, charge in self._token_charges)
+
+            waits: dict[str, float] = {}
+            if rpm is not None and len(self._request_times) >= rpm:
+                # the oldest len-rpm+1 admissions must expire first (never, if rpm is 0)
+                excess = len(self._request_times) - rpm
+                waits["rpm_limit"] = self._request_times[excess] + window - now if rpm else window
+            if tpm is not None and used_tokens + tokens > tpm:
+                need, freed, wait = used_tokens + tokens - tpm, 0, window
+                for stamp, charge in self._token_charges:
+                    freed += charge
+                    if freed >= need:
+                        wait = stamp + window - now
+                        break
+                waits["tpm_limit"] = wait
+
+            if not waits:
+                self._request_times.append(now)
+                if tokens:
+                    self._token_charges.append((now, tokens))
+                used_tokens += tokens
+
+            headers: dict[str, str] = {}
+            if rpm is not None:
+                reset = self._request_times[0] + window - now if self._request_times else 0.0
+                headers |= {
+                    "x-ratelimit-limit-requests": str(rpm),
+                    "x-ratelimit-remaining-requests": str(max(0, rpm - len(self._request_times))),
+                    "x-ratelimit-reset-requests": _go_duration(reset),
+                }
+            if tpm is not None:
+                reset = self._token_charges[0][0] + window - now if self._token_charges else 0.0
+                headers |= {
+                    "x-ratelimit-limit-tokens": str(tpm),
+                    "x-ratelimit-remaining-tokens": str(max(0, tpm - used_tokens)),
+                    "x-ratelimit-reset-tokens": _go_duration(reset),
+                }
+            if not waits:
+                return headers
+
+            kind, wait = max(waits.items(), key=lambda item: item[1])
+            entry["fault"] = kind
+        what = "requests" if kind == "rpm_limit" else "tokens"
+        retry_after = max(1, math.ceil(wait))
+        raise _Reply(
+            429,
+            _error_body(
+                f"Rate limit reached for {what} per {window:g}s window. Please try again in {retry_after}s.",
+                "rate_limit_error",
+                "rate_limit_exceeded",
+            ),
+            {"Retry-After": str(retry_after), **headers},
+        )
