@@ -701,10 +701,9 @@ class LoopbackOpenAI:
         if not request.get("model") and azure is None:
             raise _Reply(400, _error_body("you must provide a model parameter", "invalid_request_error", None, "model"))
         if request.get("stream"):
-            raise _Reply(
-                400, _error_body("stream=true is not supported by LoopbackOpenAI", "invalid_request_error", None, "stream")
-            )
-        model = str(request.get("model") or azure.group("deployment"))  # type: ignore[union-attr]
+            message = "stream=true is not supported by LoopbackOpenAI"
+            raise _Reply(400, _error_body(message, "invalid_request_error", None, "stream"))
+        model = str(request.get("model") or (azure.group("deployment") if azure else ""))
 
         fault = self._next_fault()
         with self._lock:

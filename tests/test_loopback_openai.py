@@ -354,6 +354,7 @@ def test_minimal_json_instance_walks_refs_and_constraints():
         "required": ["items", "maybe", "ratio", "flag", "fixed"],
     }
     item = {"n": 3, "at": "1970-01-01"}
-    assert minimal_json_instance(schema) == {"items": [item, item], "maybe": item, "ratio": 1, "flag": False, "fixed": "v1"}
+    expected = {"items": [item, item], "maybe": item, "ratio": 1, "flag": False, "fixed": "v1"}
+    assert minimal_json_instance(schema) == expected
     assert echo_schema_responder({"response_format": {"type": "json_object"}}) == "{}"
     assert echo_schema_responder({}) == "ok"
