@@ -29,7 +29,9 @@ DEFAULT_GROUPS = ["bronze", "silver"]
 
 
 class Backend(StrEnum):
+    auto = "auto"
     local = "local"
+    openai = "openai"
 
 
 @app.callback()
@@ -193,7 +195,7 @@ def demo(
 def classify(
     input: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="JSON Lines: `id`, `text`, optional `rating`, `channel`, `context`.")],
     output: Annotated[Path, typer.Option(dir_okay=False, help="JSON Lines, exactly one line per input id.")],
-    backend: Annotated[Backend, typer.Option(help="Classifier backend.")] = Backend.local,
+    backend: Annotated[Backend, typer.Option(help="auto: the LLM when OPENAI_* / AZURE_OPENAI_* are set, else local.")] = Backend.auto,
 ) -> None:
     """Classify feedback items from a file (text is normalized and PII-scrubbed first, as in silver)."""
     from feedback_assets.enrichment.items import InputError, read_items
@@ -204,18 +206,28 @@ def classify(
     except InputError as error:
         typer.echo(f"error: {input} has lines that cannot be classified:\n{error}", err=True)
         raise typer.Exit(2) from None
-    results = classify_with_backend(items, backend.value)
+    try:
+        outcome = classify_with_backend(items, backend.value)
+    except ValueError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
     with output.open("w", encoding="utf-8") as handle:
-        for result in results:
+        for result in outcome.results:
             handle.write(json.dumps(result, ensure_ascii=False) + "\n")
-    review = sum(r["needs_review"] for r in results)
-    typer.echo(f"Classified {len(results):,} items with the {backend.value} backend into {output} ({review:,} need review).")
+    review = sum(r["needs_review"] for r in outcome.results)
+    failed = sum(bool(r.get("error")) for r in outcome.results)
+    typer.echo(f"Classified {len(outcome.results):,} items with {outcome.backend} ({outcome.model}) into {output}: "
+               f"{review:,} need review, {failed:,} failed (kept with `error`).")
+    if outcome.usage.calls:
+        usage = outcome.usage
+        typer.echo(f"LLM usage: {usage.calls} calls, {usage.prompt_tokens:,} prompt tokens ({usage.cached_tokens:,} cached), "
+                   f"{usage.completion_tokens:,} completion tokens, ≈${usage.cost_usd(outcome.model):.4f}")
 
 
 @app.command(name="eval")
 def evaluate_golden(
     golden: Annotated[list[Path] | None, typer.Option(help="Golden JSONL file(s); default prompts/golden/*.jsonl.")] = None,
-    backend: Annotated[Backend, typer.Option(help="Classifier backend.")] = Backend.local,
+    backend: Annotated[Backend, typer.Option(help="auto: the LLM when OPENAI_* / AZURE_OPENAI_* are set, else local.")] = Backend.auto,
 ) -> None:
     """Score a backend on the golden set: per-label precision/recall/F1, macro-F1, accuracy, confusions."""
     from feedback_assets.enrichment import evaluation
@@ -231,7 +243,13 @@ def evaluate_golden(
         raise typer.Exit(2) from None
     taxonomy = load_taxonomy()
     feedback = [FeedbackItem(str(i["id"]), i["text"], i.get("rating"), i.get("channel")) for i in items]
-    predicted = {r["id"]: r for r in classify_with_backend(feedback, backend.value)}
+    try:
+        outcome = classify_with_backend(feedback, backend.value)
+    except ValueError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    predicted = {r["id"]: r for r in outcome.results}
+    typer.echo(f"{outcome.backend} ({outcome.model}, prompt {outcome.prompt_version}) on {len(items)} golden items")
     report = evaluation.evaluate(items, predicted, taxonomy.label_ids, {l: taxonomy.domain_of(l) for l in taxonomy.label_ids})
     typer.echo(evaluation.render(report))
 

@@ -188,3 +188,23 @@ def test_without_credentials_there_is_no_llm_connection():
     assert LLMConnection.from_env({}) is None
     assert LLMConnection.from_env({"OPENAI_API_KEY": "k"}).provider == "openai"
     assert LLMConnection.from_env({"AZURE_OPENAI_ENDPOINT": "https://x", "AZURE_OPENAI_API_KEY": "k"}).provider == "azure"
+
+
+def test_the_classify_command_switches_to_the_llm_by_environment_alone(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from feedback_assets.cli import app
+
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(json.dumps({"id": f"i{n}", "text": text}) for n, text in
+                                enumerate(["Parcel came late, mail me at a@b.io", "Runs small", "Love it"])) + "\n")
+    with LoopbackOpenAI(classification_responder) as server:
+        monkeypatch.setenv("OPENAI_API_KEY", DEFAULT_API_KEY)
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        result = CliRunner().invoke(app, ["classify", "--input", str(source), "--output", str(tmp_path / "out.jsonl")])
+        outbound = json.dumps([r["body"] for r in server.requests])
+    assert result.exit_code == 0, result.output
+    assert "with openai (gpt-4o-mini)" in result.output and "LLM usage: 1 calls" in result.output
+    lines = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [line["id"] for line in lines] == ["i0", "i1", "i2"] and lines[0]["primary_label"] == "delivery_delay"
+    assert "a@b.io" not in outbound and "[EMAIL]" in outbound

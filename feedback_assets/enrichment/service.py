@@ -1,22 +1,55 @@
-"""Classifying prepared items with a backend, so that every item comes back exactly once."""
+"""Choosing a backend and classifying prepared items with it, so every item comes back exactly once."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-from feedback_assets.enrichment.local import FeedbackItem, LocalClassifier, default_encoder, taxonomy_prototypes
+from feedback_assets.enrichment.llm import LLMClassifier, LLMConnection, LLMSettings, Usage, make_async_client
+from feedback_assets.enrichment.local import FeedbackItem, LocalClassifier, Prototype, default_encoder, taxonomy_prototypes
+from feedback_assets.enrichment.prompt import build_prompt
 from feedback_assets.enrichment.taxonomy import load_taxonomy
 
+BACKENDS = ("auto", "local", "openai")
 
-def local_classifier() -> LocalClassifier:
+
+@dataclass
+class Classification:
+    results: list[dict]
+    backend: str
+    model: str
+    prompt_version: str
+    usage: Usage = field(default_factory=Usage)
+
+
+def local_classifier(extra_prototypes: Sequence[Prototype] = ()) -> LocalClassifier:
     taxonomy = load_taxonomy()
-    return LocalClassifier(taxonomy, default_encoder(), taxonomy_prototypes(taxonomy))
+    return LocalClassifier(taxonomy, default_encoder(), taxonomy_prototypes(taxonomy, extra_prototypes))
 
 
-def classify_with_backend(items: Sequence[FeedbackItem], backend: str) -> list[dict]:
-    """One classification per item, in input order."""
-    if backend != "local":
-        raise ValueError(f"unknown backend {backend!r}")
-    results = local_classifier().classify(items)
-    assert [r["id"] for r in results] == [i.id for i in items]
-    return results
+def resolve_backend(requested: str, connection: LLMConnection | None) -> str:
+    """`auto` means the LLM when credentials are configured, the local classifier otherwise."""
+    if requested == "auto":
+        return "openai" if connection else "local"
+    if requested == "openai" and connection is None:
+        raise ValueError("the openai backend needs OPENAI_API_KEY, or AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_API_KEY")
+    return requested
+
+
+def llm_classifier(connection: LLMConnection, settings: LLMSettings | None = None) -> LLMClassifier:
+    taxonomy = load_taxonomy()
+    settings = settings or LLMSettings(model=connection.model)
+    backend = "azure_openai" if connection.provider == "azure" else "openai"
+    return LLMClassifier(make_async_client(connection), taxonomy, build_prompt(taxonomy), settings, backend=backend)
+
+
+def classify_with_backend(items: Sequence[FeedbackItem], backend: str = "auto") -> Classification:
+    """One classification per item, in input order, from the chosen backend."""
+    connection = LLMConnection.from_env()
+    chosen = resolve_backend(backend, connection)
+    if chosen == "local":
+        classifier = local_classifier()
+        return Classification(classifier.classify(items), "local", "all-MiniLM-L6-v2", classifier.version)
+    llm = llm_classifier(connection)
+    results = llm.classify(items)
+    return Classification(results, llm.backend, llm.settings.model, llm.prompt.version, llm.usage)
