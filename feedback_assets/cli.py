@@ -25,7 +25,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-DEFAULT_GROUPS = ["bronze", "silver"]
+DEFAULT_GROUPS = ["bronze", "silver", "enrichment"]
 
 
 class Backend(StrEnum):

@@ -3,9 +3,11 @@
 import dagster as dg
 
 from feedback_assets.bronze import bronze_assets
+from feedback_assets.classifications import feedback_classifications
 from feedback_assets.commerce import commerce_assets
 from feedback_assets.silver import silver_feedback
 from partitions import daily_partitions
+from resources.enrichment import EnrichmentResource
 from resources.landing import LandingResource
 from resources.settings import Settings, settings
 from resources.spark import local_spark_resource
@@ -26,10 +28,11 @@ def build_resources(config: Settings) -> dict[str, dg.ConfigurableResource]:
         "pyspark": local_spark_resource(config),
         "table_store": table_store,
         "landing": LandingResource(landing_dir=str(config.landing_dir)),
+        "enrichment": EnrichmentResource(),
     }
 
 
-ALL_ASSETS = [*bronze_assets, silver_feedback, *commerce_assets]
+ALL_ASSETS = [*bronze_assets, silver_feedback, *commerce_assets, feedback_classifications]
 
 defs = dg.Definitions(
     assets=ALL_ASSETS,

@@ -114,3 +114,43 @@ SKU_CATALOG = T.StructType(
     ]
 )
 
+
+LABEL_ASSIGNMENT = T.StructType(
+    [
+        T.StructField("label", T.StringType()),
+        T.StructField("domain", T.StringType()),
+        T.StructField("severity", T.DoubleType()),
+        T.StructField("evidence", T.StringType()),
+    ]
+)
+ENTITIES = T.StructType(
+    [T.StructField(name, T.StringType()) for name in ("sku", "variant", "region", "carrier", "shipping_method", "order_id")]
+)
+
+FEEDBACK_CLASSIFICATIONS = T.StructType(
+    [
+        T.StructField("feedback_id", T.StringType(), False),
+        T.StructField("content_hash", T.StringType(), False),
+        T.StructField("channel", T.StringType()),
+        T.StructField("labels", T.ArrayType(LABEL_ASSIGNMENT)),
+        T.StructField("primary_label", T.StringType()),
+        T.StructField("domain", T.StringType()),
+        T.StructField("sentiment", T.DoubleType()),
+        T.StructField("churn_intent", T.BooleanType()),
+        T.StructField("entities", ENTITIES),
+        T.StructField("summary", T.StringType()),
+        T.StructField("suggested_owner", T.StringType()),
+        T.StructField("confidence", T.DoubleType()),
+        T.StructField("backend", T.StringType()),
+        T.StructField("model", T.StringType()),
+        T.StructField("prompt_version", T.StringType()),
+        T.StructField("taxonomy_version", T.StringType()),
+        T.StructField("classified_at", T.StringType()),
+        T.StructField("needs_review", T.BooleanType()),
+        T.StructField("review_reason", T.StringType()),
+        T.StructField("error", T.StringType()),
+        T.StructField("cache_hit", T.BooleanType()),
+        T.StructField("run_id", T.StringType()),
+        T.StructField("feedback_date", T.DateType(), False),
+    ]
+)

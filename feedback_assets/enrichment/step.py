@@ -1,0 +1,111 @@
+"""The enrichment step for a window of days: silver items → classifications, triage queue, dead letters."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from feedback_assets.enrichment.cache import ClassificationCache
+from feedback_assets.enrichment.entities import EntityCatalog
+from feedback_assets.enrichment.llm import Usage
+from feedback_assets.enrichment.local import FeedbackItem
+from feedback_assets.schemas import FEEDBACK_CLASSIFICATIONS, ORDERS, SILVER_FEEDBACK, SKU_CATALOG
+from resources.table_store import TableStore
+
+CLASSIFICATIONS_TABLE = "enrichment.feedback_classifications"
+TRIAGE_TABLE = "enrichment.triage_queue"
+DEAD_LETTER_TABLE = "enrichment.classification_dead_letters"
+
+
+@dataclass
+class Backend:
+    """What the step needs from a classifier: a name, a model, a version, and classify()."""
+
+    name: str
+    model: str
+    prompt_version: str
+    classify: Callable[[Sequence[FeedbackItem]], list[dict]]
+    usage: Usage = field(default_factory=Usage)
+
+
+@dataclass
+class EnrichmentReport:
+    silver_items: int
+    distinct_texts: int
+    cache_hits: int
+    classified_now: int
+    classified_rows: int
+    triage_rows: int
+    dead_letter_rows: int
+    unaccounted: int
+    labels: dict[str, int]
+    review_reasons: dict[str, int]
+    label_shift: float | None
+    usage: Usage
+
+
+def entity_catalog(spark: SparkSession, store: TableStore, start: date, end: date) -> EntityCatalog:
+    skus = [r["sku"] for r in store.read(spark, "silver.sku_catalog", SKU_CATALOG, end, end).select("sku").distinct().collect()]
+    orders = store.read(spark, "silver.orders", ORDERS, start, end).select("region", "carrier").distinct().collect()
+    return EntityCatalog.from_values(skus, [r["region"] for r in orders], [r["carrier"] for r in orders])
+
+
+def run_enrichment(spark: SparkSession, store: TableStore, start: date, end: date, backend: Backend,
+                   run_id: str, log: Callable[[str], None] = lambda _: None) -> EnrichmentReport:
+    silver = store.read(spark, "silver.silver_feedback", SILVER_FEEDBACK, start, end).select(
+        "feedback_id", "content_hash", "text_clean", "rating", "channel", "sku", "region", "feedback_date").collect()
+    by_hash: dict[str, FeedbackItem] = {}
+    for row in silver:
+        by_hash.setdefault(row["content_hash"], FeedbackItem(row["content_hash"], row["text_clean"], row["rating"],
+                                                              row["channel"], row["sku"], row["region"]))
+    cache = ClassificationCache(store, backend.prompt_version, backend.model)
+    cached = cache.lookup(set(by_hash))
+    missing = [item for content_hash, item in sorted(by_hash.items()) if content_hash not in cached]
+    log(f"{len(silver)} silver items, {len(by_hash)} distinct texts, {len(cached)} cached, {len(missing)} to classify")
+    fresh = {r["id"]: r for r in backend.classify(missing)} if missing else {}
+    cache.store_results(fresh)
+    rows = []
+    for row in silver:
+        result = cached.get(row["content_hash"]) or fresh[row["content_hash"]]
+        entities = dict(result.get("entities") or {})
+        if entities:
+            entities["sku"] = row["sku"] or entities.get("sku")
+            entities["region"] = row["region"] or entities.get("region")
+        rows.append({
+            **{name: result.get(name) for name in FEEDBACK_CLASSIFICATIONS.fieldNames()},
+            "feedback_id": row["feedback_id"], "content_hash": row["content_hash"], "channel": row["channel"],
+            "entities": entities or None, "cache_hit": row["content_hash"] in cached, "run_id": run_id,
+            "feedback_date": row["feedback_date"],
+        })
+    frame = spark.createDataFrame(rows, FEEDBACK_CLASSIFICATIONS) if rows else spark.createDataFrame([], FEEDBACK_CLASSIFICATIONS)
+    classified = frame.where(F.col("error").isNull())
+    store.overwrite_partitions(classified, CLASSIFICATIONS_TABLE, start, end)
+    store.overwrite_partitions(classified.where("needs_review"), TRIAGE_TABLE, start, end)
+    store.overwrite_partitions(frame.where(F.col("error").isNotNull()), DEAD_LETTER_TABLE, start, end)
+    good = [r for r in rows if not r["error"]]
+    return EnrichmentReport(
+        silver_items=len(silver), distinct_texts=len(by_hash), cache_hits=sum(r["cache_hit"] for r in rows),
+        classified_now=len(fresh), classified_rows=len(good), triage_rows=sum(bool(r["needs_review"]) for r in good),
+        dead_letter_rows=len(rows) - len(good), unaccounted=len(silver) - len(rows),
+        labels=dict(Counter(r["primary_label"] for r in good).most_common()),
+        review_reasons=dict(Counter(reason for r in good for reason in (r["review_reason"] or "").split(",") if reason)),
+        label_shift=label_shift(spark, store, start, Counter(r["primary_label"] for r in good)),
+        usage=backend.usage,
+    )
+
+
+def label_shift(spark: SparkSession, store: TableStore, start: date, current: Counter, trailing_days: int = 28) -> float | None:
+    """Total-variation distance between this window's label mix and the trailing window's (None without history)."""
+    history = store.read(spark, CLASSIFICATIONS_TABLE, FEEDBACK_CLASSIFICATIONS, start - timedelta(days=trailing_days),
+                         start - timedelta(days=1))
+    baseline = Counter({r["primary_label"]: r["count"] for r in history.groupBy("primary_label").count().collect()})
+    if not baseline or not current:
+        return None
+    labels = set(baseline) | set(current)
+    total_now, total_then = sum(current.values()), sum(baseline.values())
+    return 0.5 * sum(abs(current[l] / total_now - baseline[l] / total_then) for l in labels)
