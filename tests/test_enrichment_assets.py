@@ -1,0 +1,87 @@
+"""feedback_classifications end to end: accounting, the cache (0 calls on re-run), LLM by env, dead letters."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+
+import dagster as dg
+import pytest
+
+from feedback_assets.definitions import ALL_ASSETS, build_resources
+from feedback_assets.enrichment.step import CLASSIFICATIONS_TABLE, DEAD_LETTER_TABLE, TRIAGE_TABLE
+from feedback_assets.sample_data import generate_sample
+from feedback_assets.schemas import FEEDBACK_CLASSIFICATIONS, SILVER_FEEDBACK
+from resources.settings import read_settings
+from tests.loopback_openai import DEFAULT_API_KEY, LoopbackOpenAI
+from tests.test_assets import ranged
+from tests.test_enrichment_llm import classification_responder
+
+FIRST, LAST = date(2026, 10, 1), date(2026, 10, 2)
+
+
+@pytest.fixture
+def prepared(spark, feedback_home, monkeypatch):
+    for name in ["OPENAI_API_KEY", "OPENAI_BASE_URL", "AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY"]:
+        monkeypatch.delenv(name, raising=False)
+    config = replace(read_settings(), feedback_home=feedback_home)
+    generate_sample(config.landing_dir, feedback_home / "manifest.json", days=2, end_date=LAST, items_per_day=30, seed=5)
+    with dg.instance_for_test() as instance:
+        assert run(config, instance, "bronze", "silver").success
+        yield config, instance
+
+
+def run(config, instance, *groups: str) -> dg.ExecuteInJobResult:
+    return dg.materialize(ALL_ASSETS, selection=dg.AssetSelection.groups(*groups), resources=build_resources(config),
+                          instance=instance, tags=ranged(FIRST, LAST))
+
+
+def metadata(result: dg.ExecuteInJobResult) -> dict:
+    return {k: v.value for k, v in result.asset_materializations_for_node("feedback_classifications")[0].metadata.items()}
+
+
+def test_every_silver_item_is_classified_and_a_rerun_is_served_from_the_cache(spark, prepared):
+    config, instance = prepared
+    store = build_resources(config)["table_store"]
+    first = run(config, instance, "enrichment")
+    assert first.success
+    assert {e.check_name: e.passed for e in first.get_asset_check_evaluations()}["every_item_accounted_for"]
+    silver = store.read(spark, "silver.silver_feedback", SILVER_FEEDBACK).count()
+    classified = store.read(spark, CLASSIFICATIONS_TABLE, FEEDBACK_CLASSIFICATIONS).count()
+    dead = store.read(spark, DEAD_LETTER_TABLE, FEEDBACK_CLASSIFICATIONS).count()
+    triage = store.read(spark, TRIAGE_TABLE, FEEDBACK_CLASSIFICATIONS)
+    assert silver == classified + dead and dead == 0 and silver > 40
+    assert triage.where("NOT needs_review").count() == 0
+    assert metadata(first)["backend"] == "local" and metadata(first)["classified_now"] > 0
+
+    second = run(config, instance, "enrichment")
+    assert metadata(second)["classified_now"] == 0 and metadata(second)["cache_hits"] == silver
+
+
+def test_with_llm_credentials_the_same_asset_uses_the_llm_and_reruns_make_no_calls(spark, prepared, monkeypatch):
+    config, instance = prepared
+    with LoopbackOpenAI(classification_responder) as server:
+        monkeypatch.setenv("OPENAI_API_KEY", DEFAULT_API_KEY)
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        first = run(config, instance, "enrichment")
+        calls_after_first = server.calls
+        second = run(config, instance, "enrichment")
+        assert server.calls == calls_after_first > 0
+    assert metadata(first)["backend"] == "openai" and metadata(first)["llm_calls"] == calls_after_first
+    assert metadata(first)["prompt_tokens"] > 0 and metadata(first)["estimated_cost_usd"] > 0
+    assert metadata(second)["llm_calls"] == 0 and metadata(second)["classified_now"] == 0
+
+
+def test_items_that_fail_land_in_dead_letters_and_a_rerun_drains_them(spark, prepared, monkeypatch):
+    config, instance = prepared
+    store = build_resources(config)["table_store"]
+    with LoopbackOpenAI(classification_responder, faults=["500"] * 200) as server:
+        monkeypatch.setenv("OPENAI_API_KEY", DEFAULT_API_KEY)
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        failed = run(config, instance, "enrichment")
+        dead = store.read(spark, DEAD_LETTER_TABLE, FEEDBACK_CLASSIFICATIONS)
+        assert failed.success and dead.count() > 0 and dead.where("error IS NULL").count() == 0
+        server.faults = []
+        drained = run(config, instance, "enrichment")
+    assert store.read(spark, DEAD_LETTER_TABLE, FEEDBACK_CLASSIFICATIONS).count() == 0
+    assert {e.check_name: e.passed for e in drained.get_asset_check_evaluations()}["every_item_accounted_for"]
