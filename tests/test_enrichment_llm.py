@@ -9,7 +9,7 @@ import openai
 import pytest
 
 from feedback_assets.enrichment.items import prepare_text
-from feedback_assets.enrichment.llm import LLMClassifier, LLMConnection, LLMSettings, make_async_client
+from feedback_assets.enrichment.llm import LLMClassifier, LLMConnection, LLMSettings, client_factory
 from feedback_assets.enrichment.local import FeedbackItem
 from feedback_assets.enrichment.prompt import build_prompt
 from feedback_assets.enrichment.taxonomy import load_taxonomy
@@ -57,7 +57,7 @@ def classifier(server: LoopbackOpenAI, *, azure: bool = False, timeout_s: float 
     else:
         env = {"OPENAI_API_KEY": DEFAULT_API_KEY, "OPENAI_BASE_URL": server.base_url}
     connection = LLMConnection.from_env(env)
-    client = make_async_client(connection, env, timeout_s=timeout_s, max_retries=max_retries)
+    client = client_factory(connection, env, timeout_s=timeout_s, max_retries=max_retries)
     return LLMClassifier(client, TAXONOMY, PROMPT, LLMSettings(model=connection.model, **settings),
                          backend="azure_openai" if azure else "openai")
 
@@ -73,7 +73,7 @@ def test_batches_of_k_items_come_back_validated_with_usage():
         results = llm.classify(items)
         requests = [r for r in server.requests if r["status"] == 200]
     assert_every_item_once(results, items)
-    assert len(requests) == 3 and [len(items_in(r["body"])) for r in requests] == [4, 4, 2]
+    assert sorted(len(items_in(r["body"])) for r in requests) == [2, 4, 4]
     assert results[0]["primary_label"] == "delivery_delay" and results[0]["suggested_owner"] == "logistics"
     assert all(r["error"] is None if "error" in r else True for r in results)
     body = requests[0]["body"]
@@ -100,7 +100,7 @@ def test_an_unusable_answer_is_split_and_retried(fault):
         llm = classifier(server, batch_size=4)
         results = llm.classify(items)
         sizes = [len(items_in(r["body"])) for r in server.requests]
-    assert sizes == [4, 2, 2]
+    assert sorted(sizes) == [2, 2, 4]
     assert_every_item_once(results, items)
     assert all(r["primary_label"] for r in results) and llm.usage.invalid_responses == 1
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -70,7 +70,8 @@ class InvalidResponse(ValueError):
 
 @dataclass
 class LLMClassifier:
-    client: openai.AsyncOpenAI
+    # A fresh client per classify() call: async clients are bound to the event loop that made them.
+    client_factory: Callable[[], openai.AsyncOpenAI]
     taxonomy: Taxonomy
     prompt: Prompt
     settings: LLMSettings = field(default_factory=LLMSettings)
@@ -91,7 +92,9 @@ class LLMClassifier:
         results: dict[str, dict] = {}
         size = self.settings.batch_size
         batches = [list(items[i: i + size]) for i in range(0, len(items), size)]
-        await asyncio.gather(*(self._settle(batch, results, semaphore) for batch in batches))
+        async with self.client_factory() as client:
+            self._client = client
+            await asyncio.gather(*(self._settle(batch, results, semaphore) for batch in batches))
         return [results[item.id] for item in items]
 
     async def _settle(self, batch: list[FeedbackItem], results: dict[str, dict], semaphore: asyncio.Semaphore) -> None:
@@ -127,7 +130,7 @@ class LLMClassifier:
         messages = self.prompt.messages(payload)
         max_tokens = self.settings.completion_tokens_per_item * len(batch) + 50
         await self._budget.acquire(self._prefix_tokens + count_tokens(messages[1]["content"]) + max_tokens)
-        completion = await self.client.chat.completions.create(
+        completion = await self._client.chat.completions.create(
             model=self.settings.model,
             messages=messages,
             temperature=0,
@@ -229,10 +232,14 @@ class LLMConnection:
         return None
 
 
-def make_async_client(connection: LLMConnection, environ: dict[str, str] | None = None, *,
-                      timeout_s: float = 60.0, max_retries: int = 4) -> openai.AsyncOpenAI:
-    """An SDK client for the configured provider; OPENAI_BASE_URL points it at any compatible server."""
+def client_factory(connection: LLMConnection, environ: dict[str, str] | None = None, *,
+                   timeout_s: float = 60.0, max_retries: int = 4) -> Callable[[], openai.AsyncOpenAI]:
+    """Makes SDK clients for the configured provider; OPENAI_BASE_URL points them at any compatible server."""
     env = dict(os.environ if environ is None else environ)
+    return lambda: _make_client(connection, env, timeout_s, max_retries)
+
+
+def _make_client(connection: LLMConnection, env: dict[str, str], timeout_s: float, max_retries: int) -> openai.AsyncOpenAI:
     if connection.provider == "azure":
         return openai.AsyncAzureOpenAI(
             azure_endpoint=env["AZURE_OPENAI_ENDPOINT"], api_key=env["AZURE_OPENAI_API_KEY"],
