@@ -22,6 +22,7 @@ class WarehouseSummary:
     rejects_by_reason: dict[str, int] = field(default_factory=dict)
     pii_redactions: dict[str, int] = field(default_factory=dict)
     languages: dict[str, int] = field(default_factory=dict)
+    primary_labels: dict[str, int] = field(default_factory=dict)
 
 
 def _dataset(store: LocalParquetTableStore, table: str) -> ds.Dataset | None:
@@ -35,6 +36,7 @@ def summarize(store: LocalParquetTableStore) -> WarehouseSummary:
     summary = WarehouseSummary()
     tables = [f"bronze.{c}" for c in FEEDBACK_CHANNELS] + [
         "silver.silver_feedback", "silver.silver_rejects", "silver.orders", "silver.returns_refunds", "silver.sku_catalog",
+        "enrichment.feedback_classifications", "enrichment.triage_queue", "enrichment.classification_dead_letters",
     ]
     for table in tables:
         dataset = _dataset(store, table)
@@ -54,6 +56,9 @@ def summarize(store: LocalParquetTableStore) -> WarehouseSummary:
         summary.pii_redactions = dict(sorted(totals.items()))
         counts = pc.value_counts(table.column("language")).to_pylist()
         summary.languages = {c["values"]: c["counts"] for c in sorted(counts, key=lambda c: -c["counts"])}
+    if classified := _dataset(store, "enrichment.feedback_classifications"):
+        counts = pc.value_counts(classified.to_table(columns=["primary_label"]).column("primary_label")).to_pylist()
+        summary.primary_labels = {c["values"]: c["counts"] for c in sorted(counts, key=lambda c: -c["counts"])}
     return summary
 
 
@@ -61,11 +66,13 @@ def render(summary: WarehouseSummary, feedback_home: Path) -> str:
     lines = [f"Warehouse: {feedback_home / 'warehouse'}"]
     if summary.first_day:
         lines.append(f"Silver covers {summary.first_day} .. {summary.last_day}")
-    lines.append(f"{'table':<34}{'days':>6}{'rows':>11}")
-    lines += [f"{table:<34}{summary.days[table]:>6}{rows:>11,}" for table, rows in summary.rows.items()]
+    lines.append(f"{'table':<40}{'days':>6}{'rows':>11}")
+    lines += [f"{table:<40}{summary.days[table]:>6}{rows:>11,}" for table, rows in summary.rows.items()]
     bronze_total = sum(rows for table, rows in summary.rows.items() if table.startswith("bronze."))
-    lines.append(f"{'bronze (all channels)':<34}{'':>6}{bronze_total:>11,}")
+    lines.append(f"{'bronze (all channels)':<40}{'':>6}{bronze_total:>11,}")
     lines.append("Rejects by reason: " + (", ".join(f"{k} {v:,}" for k, v in summary.rejects_by_reason.items()) or "none"))
     lines.append("PII redactions: " + (", ".join(f"{k} {v:,}" for k, v in summary.pii_redactions.items()) or "none"))
     lines.append("Languages: " + ", ".join(f"{k} {v:,}" for k, v in summary.languages.items()))
+    if summary.primary_labels:
+        lines.append("Primary labels: " + ", ".join(f"{k} {v:,}" for k, v in list(summary.primary_labels.items())[:10]) + ", …")
     return "\n".join(lines)

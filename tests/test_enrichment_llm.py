@@ -208,3 +208,15 @@ def test_the_classify_command_switches_to_the_llm_by_environment_alone(tmp_path,
     lines = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [line["id"] for line in lines] == ["i0", "i1", "i2"] and lines[0]["primary_label"] == "delivery_delay"
     assert "a@b.io" not in outbound and "[EMAIL]" in outbound
+
+
+def test_the_cache_is_keyed_by_text_prompt_version_and_model(tmp_path):
+    from feedback_assets.enrichment.cache import ClassificationCache
+    from resources.table_store import LocalParquetTableStore
+
+    store = LocalParquetTableStore(root=str(tmp_path))
+    results = {"h1": {"id": "h1", "primary_label": "delivery_delay"}, "h2": {"id": "h2", "error": "HTTP 500"}}
+    ClassificationCache(store, "prompt-v1", "gpt-4o-mini").store_results(results)
+    assert set(ClassificationCache(store, "prompt-v1", "gpt-4o-mini").lookup({"h1", "h2"})) == {"h1"}  # failures are not cached
+    assert ClassificationCache(store, "prompt-v2", "gpt-4o-mini").lookup({"h1"}) == {}  # a prompt change reclassifies
+    assert ClassificationCache(store, "prompt-v1", "gpt-4o").lookup({"h1"}) == {}  # so does another model
