@@ -24,6 +24,7 @@ from feedback_assets.enrichment.injection import injection_signals
 from feedback_assets.enrichment.local import FeedbackItem
 from feedback_assets.enrichment.prompt import Prompt
 from feedback_assets.enrichment.rate_limit import RateBudget
+from feedback_assets.enrichment.review import review_reasons
 from feedback_assets.enrichment.schema import response_models
 from feedback_assets.enrichment.taxonomy import Taxonomy
 from feedback_assets.enrichment.tokens import count_tokens
@@ -169,14 +170,8 @@ class LLMClassifier:
 
     def _record(self, item: FeedbackItem, parsed: Any) -> dict:
         primary = str(parsed.primary_label)
-        signals = injection_signals(item.text)
-        reasons = []
-        if parsed.confidence < self.settings.review_below_confidence:
-            reasons.append("low_confidence")
-        if signals:
-            reasons.append("suspected_injection")
-        if primary == "praise_no_issue" and (parsed.sentiment < -0.3 or len(parsed.labels) > 1):
-            reasons.append("conflicting_signals")
+        reasons = review_reasons(item.text, primary, parsed.confidence, parsed.sentiment, len(parsed.labels),
+                                 self.settings.review_below_confidence)
         return {
             "id": item.id,
             "labels": [{"label": str(l.label), "domain": self.taxonomy.domain_of(str(l.label)), "severity": l.severity,
@@ -196,7 +191,7 @@ class LLMClassifier:
             "classified_at": datetime.now(UTC).isoformat(),
             "needs_review": bool(reasons),
             "review_reason": ",".join(reasons) or None,
-            "injection_signals": signals,
+            "injection_signals": injection_signals(item.text),
         }
 
     def _dead_letter(self, item: FeedbackItem, error: str) -> dict:

@@ -20,11 +20,10 @@ import numpy as np
 
 from feedback_assets.enrichment.entities import EntityCatalog, extract_entities
 from feedback_assets.enrichment.injection import injection_signals
+from feedback_assets.enrichment.review import PRAISE, review_reasons
 from feedback_assets.enrichment.taxonomy import Taxonomy, content_version
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-PRAISE = "praise_no_issue"
-UNCLEAR = "other_unclear"
 
 # How bad each kind of problem is for the business before the customer's own tone is considered.
 BASE_SEVERITY = {
@@ -180,14 +179,8 @@ class LocalClassifier:
             for i in chosen
         ]
         confidence = float(probabilities[primary])
-        reasons = []
-        if confidence < params.review_below_confidence:
-            reasons.append("low_confidence")
-        if (signals := injection_signals(item.text)):
-            reasons.append("suspected_injection")
         primary_id = self._labels[primary]
-        if primary_id == PRAISE and sentiment < -0.3 or primary_id != PRAISE and sentiment > 0.6 and BASE_SEVERITY.get(primary_id, 0) > 0.3:
-            reasons.append("conflicting_signals")
+        reasons = review_reasons(item.text, primary_id, confidence, sentiment, len(labels), params.review_below_confidence)
         owner = self.taxonomy.labels[primary_id].owner
         return {
             "id": item.id,
@@ -207,7 +200,7 @@ class LocalClassifier:
             "classified_at": now.isoformat(),
             "needs_review": bool(reasons),
             "review_reason": ",".join(reasons) or None,
-            "injection_signals": signals,
+            "injection_signals": injection_signals(item.text),
         }
 
     def _sentiment(self, embeddings: np.ndarray, rating: float | None) -> float:
