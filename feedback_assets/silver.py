@@ -67,6 +67,8 @@ def silver_feedback(context: dg.AssetExecutionContext, pyspark: PySparkResource,
     """Cleans, deduplicates and PII-scrubs the six bronze channels into one feedback table plus its rejects."""
     window = window_of(context)
     config = settings()
+    if config.uses_dev_pseudonym_key:
+        context.log.warning("customer keys use the development pseudonymization key; set FEEDBACK_PSEUDONYM_KEY in production")
     report = run_silver_feedback(pyspark.spark_session, table_store, window, config.pseudonym_key,
                                  config.max_text_chars, config.dedup_lookback_days)
     context.log.info("silver %s..%s: %d rows, %d rejects (%d duplicates)", window.start, window.end,

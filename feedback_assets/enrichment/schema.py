@@ -21,8 +21,6 @@ class Entities(BaseModel):
     order_id: str | None
 
 
-EMPTY_ENTITIES = Entities(sku=None, variant=None, region=None, carrier=None, shipping_method=None, order_id=None)
-
 
 def label_enum(taxonomy: Taxonomy) -> type[StrEnum]:
     """The label ids of the taxonomy as an enum: the only values a classification may name."""
@@ -70,9 +68,3 @@ def strict_json_schema(taxonomy: Taxonomy) -> dict[str, Any]:
 
     return to_strict_json_schema(response_models(taxonomy)[1])
 
-
-CLASSIFICATION_FIELDS = (
-    "feedback_id", "labels", "primary_label", "domain", "sentiment", "churn_intent", "entities", "summary",
-    "suggested_owner", "confidence", "backend", "model", "prompt_version", "taxonomy_version", "classified_at",
-    "needs_review", "review_reason", "error",
-)

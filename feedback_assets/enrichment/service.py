@@ -10,9 +10,6 @@ from feedback_assets.enrichment.local import FeedbackItem, LocalClassifier, Prot
 from feedback_assets.enrichment.prompt import build_prompt
 from feedback_assets.enrichment.taxonomy import load_taxonomy
 
-BACKENDS = ("auto", "local", "openai")
-
-
 @dataclass
 class Classification:
     results: list[dict]
