@@ -85,3 +85,15 @@ def test_items_that_fail_land_in_dead_letters_and_a_rerun_drains_them(spark, pre
         drained = run(config, instance, "enrichment")
     assert store.read(spark, DEAD_LETTER_TABLE, FEEDBACK_CLASSIFICATIONS).count() == 0
     assert {e.check_name: e.passed for e in drained.get_asset_check_evaluations()}["every_item_accounted_for"]
+
+
+def test_classification_is_checkpointed_in_chunks(spark, prepared, monkeypatch):
+    """Each finished chunk is cached at once, so a crashed run resumes instead of starting over."""
+    from feedback_assets.enrichment import step
+
+    config, instance = prepared
+    monkeypatch.setattr(step, "CHECKPOINT_EVERY", 10)
+    result = run(config, instance, "enrichment")
+    distinct = metadata(result)["distinct_texts"]
+    cache_parts = list((config.warehouse_dir / "enrichment").glob("classification_cache_*/*.parquet"))
+    assert result.success and len(cache_parts) == -(-distinct // 10)

@@ -20,6 +20,7 @@ from resources.table_store import TableStore
 CLASSIFICATIONS_TABLE = "enrichment.feedback_classifications"
 TRIAGE_TABLE = "enrichment.triage_queue"
 DEAD_LETTER_TABLE = "enrichment.classification_dead_letters"
+CHECKPOINT_EVERY = 1000
 
 
 @dataclass
@@ -67,8 +68,13 @@ def run_enrichment(spark: SparkSession, store: TableStore, start: date, end: dat
     cached = cache.lookup(set(by_hash))
     missing = [item for content_hash, item in sorted(by_hash.items()) if content_hash not in cached]
     log(f"{len(silver)} silver items, {len(by_hash)} distinct texts, {len(cached)} cached, {len(missing)} to classify")
-    fresh = {r["id"]: r for r in backend.classify(missing)} if missing else {}
-    cache.store_results(fresh)
+    fresh: dict[str, dict] = {}
+    for offset in range(0, len(missing), CHECKPOINT_EVERY):
+        # Chunks are cached as they finish: progress is logged, and a crashed run resumes where it stopped.
+        chunk = {r["id"]: r for r in backend.classify(missing[offset: offset + CHECKPOINT_EVERY])}
+        cache.store_results(chunk)
+        fresh.update(chunk)
+        log(f"classified {len(fresh)}/{len(missing)} texts")
     rows = []
     for row in silver:
         result = cached.get(row["content_hash"]) or fresh[row["content_hash"]]
