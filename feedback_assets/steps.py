@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 from feedback_assets.landing.mapping import FEEDBACK_CHANNELS, Contract
 from feedback_assets.landing.contract import landed_table
 from feedback_assets.landing.registry import LandingRegistry, Registration
-from feedback_assets.schemas import BRONZE_FEEDBACK, ORDERS, RETURNS_REFUNDS, SILVER_FEEDBACK, SILVER_REJECTS, SKU_CATALOG, bronze_schema
+from feedback_assets.schemas import BRONZE_FEEDBACK, bronze_schema
 from feedback_assets.transforms import commerce, quality
 from feedback_assets.transforms.bronze import build_bronze
 from feedback_assets.transforms.pii import PII_KINDS
@@ -145,6 +145,13 @@ def _totals(rows: list, column: str) -> dict[str, int]:
     return dict(totals.most_common())
 
 
+COMMERCE_KEYS = {
+    Contract.orders: ["order_id", "sku"],
+    Contract.returns: ["return_id", "order_id"],
+    Contract.sku_catalog: ["sku"],
+}
+
+
 @dataclass
 class CommerceReport:
     rows: int
@@ -155,24 +162,20 @@ def run_commerce(spark: SparkSession, store: TableStore, registry: LandingRegist
                  contract: Contract, window: DayWindow, run_id: str, pseudonym_key: str) -> CommerceReport:
     """Lands pending commerce exports and rebuilds the typed commerce table for the window."""
     registry.register_pending(run_id, contract)
-    schema = bronze_schema(contract)
-    if contract == Contract.sku_catalog:
-        landed = store.read(spark, landed_table(contract, None), schema)
-        required = ["sku"]
-    else:
-        landed = store.read(spark, landed_table(contract, None), schema, window.start, window.end)
-        required = ["order_id", "sku"] if contract == Contract.orders else ["return_id", "order_id"]
-    verdicts = landed.withColumn("invalid", commerce.invalid_commerce_rows(landed, required))
-    if contract == Contract.sku_catalog:
-        verdicts = verdicts.withColumn("invalid", F.when(F.col("invalid") == "bad timestamp", None).otherwise(F.col("invalid")))
+    dated = contract != Contract.sku_catalog  # the catalog is a snapshot: every landed row counts, whatever its day
+    landed = store.read(spark, landed_table(contract, None), bronze_schema(contract),
+                        window.start if dated else None, window.end if dated else None)
+    verdicts = landed.withColumn("invalid", commerce.invalid_commerce_rows(COMMERCE_KEYS[contract], dated))
     invalid = {r["invalid"]: r["count"] for r in verdicts.where("invalid IS NOT NULL").groupBy("invalid").count().collect()}
     valid = verdicts.where("invalid IS NULL").drop("invalid")
-    table, built = {
-        Contract.orders: ("silver.orders", lambda: commerce.build_orders(valid, pseudonym_key)),
-        Contract.returns: ("silver.returns_refunds", lambda: commerce.build_returns_refunds(valid, pseudonym_key)),
-        Contract.sku_catalog: ("silver.sku_catalog", lambda: commerce.build_sku_catalog(spark, valid, window.start, window.end)),
-    }[contract]
-    frame = built().persist(StorageLevel.MEMORY_AND_DISK)
+    match contract:
+        case Contract.orders:
+            table, built = "silver.orders", commerce.build_orders(valid, pseudonym_key)
+        case Contract.returns:
+            table, built = "silver.returns_refunds", commerce.build_returns_refunds(valid, pseudonym_key)
+        case _:
+            table, built = "silver.sku_catalog", commerce.build_sku_catalog(spark, valid, window.start, window.end)
+    frame = built.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         store.overwrite_partitions(frame, table, window.start, window.end)
         rows = frame.count()
@@ -180,12 +183,3 @@ def run_commerce(spark: SparkSession, store: TableStore, registry: LandingRegist
         frame.unpersist()
     return CommerceReport(rows, dict(sorted(invalid.items())))
 
-
-TABLE_SCHEMAS = {
-    "silver.silver_feedback": SILVER_FEEDBACK,
-    "silver.silver_rejects": SILVER_REJECTS,
-    "silver.orders": ORDERS,
-    "silver.returns_refunds": RETURNS_REFUNDS,
-    "silver.sku_catalog": SKU_CATALOG,
-    **{bronze_table(c): BRONZE_FEEDBACK for c in FEEDBACK_CHANNELS},
-}

@@ -24,10 +24,9 @@ class EnrichmentResource(dg.ConfigurableResource):
     def build(self, catalog: EntityCatalog) -> Backend:
         connection = LLMConnection.from_env()
         if resolve_backend(self.backend, connection) == "local":
-            classifier = local_classifier()
-            classifier.catalog = catalog
-            if self.review_below_confidence is not None:
-                classifier.params = LocalParams(review_below_confidence=self.review_below_confidence)
+            params = LocalParams() if self.review_below_confidence is None else LocalParams(
+                review_below_confidence=self.review_below_confidence)
+            classifier = local_classifier(catalog=catalog, params=params)
             return Backend("local", "all-MiniLM-L6-v2", classifier.version, classifier.classify)
         settings = LLMSettings(model=connection.model, batch_size=self.batch_size, max_concurrency=self.max_concurrency,
                                rpm_limit=self.rpm_limit, tpm_limit=self.tpm_limit,

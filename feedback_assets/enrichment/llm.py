@@ -14,17 +14,15 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import openai
 from pydantic import ValidationError
 
-from feedback_assets.enrichment.injection import injection_signals
 from feedback_assets.enrichment.local import FeedbackItem
 from feedback_assets.enrichment.prompt import Prompt
 from feedback_assets.enrichment.rate_limit import RateBudget
-from feedback_assets.enrichment.review import review_reasons
+from feedback_assets.enrichment.review import Producer, classification_record, dead_letter_record
 from feedback_assets.enrichment.schema import response_models
 from feedback_assets.enrichment.taxonomy import Taxonomy
 from feedback_assets.enrichment.tokens import count_tokens
@@ -83,6 +81,7 @@ class LLMClassifier:
         self._item_model, self._batch_model = response_models(self.taxonomy)
         self._budget = RateBudget(self.settings.rpm_limit, self.settings.tpm_limit)
         self._prefix_tokens = count_tokens(self.prompt.system)
+        self._producer = Producer(self.backend, self.settings.model, self.prompt.version, self.taxonomy)
 
     def classify(self, items: Sequence[FeedbackItem]) -> list[dict]:
         return asyncio.run(self.classify_async(items))
@@ -169,39 +168,16 @@ class LLMClassifier:
             self.usage.cached_tokens += (getattr(details, "cached_tokens", 0) or 0) if details else 0
 
     def _record(self, item: FeedbackItem, parsed: Any) -> dict:
-        primary = str(parsed.primary_label)
-        reasons = review_reasons(item.text, primary, parsed.confidence, parsed.sentiment, len(parsed.labels),
-                                 self.settings.review_below_confidence)
-        return {
-            "id": item.id,
-            "labels": [{"label": str(l.label), "domain": self.taxonomy.domain_of(str(l.label)), "severity": l.severity,
-                        "evidence": l.evidence[:200]} for l in parsed.labels],
-            "primary_label": primary,
-            "domain": self.taxonomy.domain_of(primary),
-            "sentiment": parsed.sentiment,
-            "churn_intent": parsed.churn_intent,
-            "entities": parsed.entities.model_dump(),
-            "summary": parsed.summary[:300],
-            "suggested_owner": self.taxonomy.labels[primary].owner.team,
-            "confidence": parsed.confidence,
-            "backend": self.backend,
-            "model": self.settings.model,
-            "prompt_version": self.prompt.version,
-            "taxonomy_version": self.taxonomy.version,
-            "classified_at": datetime.now(UTC).isoformat(),
-            "needs_review": bool(reasons),
-            "review_reason": ",".join(reasons) or None,
-            "injection_signals": injection_signals(item.text),
-        }
+        return classification_record(
+            self._producer, item.id, item.text,
+            labels=[(str(l.label), l.severity, l.evidence) for l in parsed.labels], primary_label=str(parsed.primary_label),
+            sentiment=parsed.sentiment, churn_intent=parsed.churn_intent, entities=parsed.entities.model_dump(),
+            summary=parsed.summary[:300], confidence=parsed.confidence,
+            review_below_confidence=self.settings.review_below_confidence,
+        )
 
     def _dead_letter(self, item: FeedbackItem, error: str) -> dict:
-        return {
-            "id": item.id, "labels": [], "primary_label": None, "domain": None, "sentiment": None, "churn_intent": None,
-            "entities": None, "summary": None, "suggested_owner": None, "confidence": None, "backend": self.backend,
-            "model": self.settings.model, "prompt_version": self.prompt.version, "taxonomy_version": self.taxonomy.version,
-            "classified_at": datetime.now(UTC).isoformat(), "needs_review": True, "review_reason": "classification_failed",
-            "error": error, "injection_signals": injection_signals(item.text),
-        }
+        return dead_letter_record(self._producer, item.id, item.text, error)
 
 
 def _safe_message(error: Exception) -> str:

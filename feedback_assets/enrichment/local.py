@@ -12,15 +12,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import cache
 from typing import Protocol
 
 import numpy as np
 
 from feedback_assets.enrichment.entities import EntityCatalog, extract_entities
-from feedback_assets.enrichment.injection import injection_signals
-from feedback_assets.enrichment.review import PRAISE, review_reasons
+from feedback_assets.enrichment.review import PRAISE, Producer, classification_record
 from feedback_assets.enrichment.taxonomy import Taxonomy, content_version
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -139,8 +137,8 @@ class LocalClassifier:
             nearest[:, index] = similarity[:, columns].max(axis=1)
         return 0.5 * nearest + 0.5 * (sentence_embeddings @ self._centroids.T)
 
-    def classify(self, items: Sequence[FeedbackItem], now: datetime | None = None) -> list[dict]:
-        now = now or datetime.now(UTC)
+    def classify(self, items: Sequence[FeedbackItem]) -> list[dict]:
+        producer = Producer("local", MODEL_NAME, self.version, self.taxonomy)
         sentences = [split_sentences(item.text) for item in items]
         flat = [s for group in sentences for s in group]
         embeddings = self.encoder.encode(flat)
@@ -149,11 +147,11 @@ class LocalClassifier:
         for item, group in zip(items, sentences, strict=True):
             span = slice(offset, offset + len(group))
             offset += len(group)
-            results.append(self._decide(item, group, embeddings[span], scores[span], now))
+            results.append(self._decide(item, group, embeddings[span], scores[span], producer))
         return results
 
     def _decide(self, item: FeedbackItem, sentences: list[str], embeddings: np.ndarray, scores: np.ndarray,
-                now: datetime) -> dict:
+                producer: Producer) -> dict:
         params = self.params
         label_score = scores.max(axis=0)
         best_sentence = scores.argmax(axis=0)
@@ -172,36 +170,18 @@ class LocalClassifier:
                 chosen.append(int(index))
         sentiment = self._sentiment(embeddings, item.rating)
         negativity = (1 - sentiment) / 2
-        labels = [
-            {"label": self._labels[i], "domain": self.taxonomy.domain_of(self._labels[i]),
-             "severity": round(BASE_SEVERITY.get(self._labels[i], 0.3) * (0.5 + 0.5 * negativity), 3),
-             "evidence": sentences[best_sentence[i]][:200]}
-            for i in chosen
-        ]
-        confidence = float(probabilities[primary])
-        primary_id = self._labels[primary]
-        reasons = review_reasons(item.text, primary_id, confidence, sentiment, len(labels), params.review_below_confidence)
-        owner = self.taxonomy.labels[primary_id].owner
-        return {
-            "id": item.id,
-            "labels": labels,
-            "primary_label": primary_id,
-            "domain": self.taxonomy.domain_of(primary_id),
-            "sentiment": round(sentiment, 3),
-            "churn_intent": bool(len(embeddings) and float((embeddings @ self._churn.T).max()) >= params.churn_threshold),
-            "entities": extract_entities(item.text, self.catalog, sku=item.sku, region=item.region).model_dump(),
-            "summary": _summary(sentences[best_sentence[primary]]),
-            "suggested_owner": owner.team,
-            "confidence": round(confidence, 4),
-            "backend": "local",
-            "model": MODEL_NAME,
-            "prompt_version": self.version,
-            "taxonomy_version": self.taxonomy.version,
-            "classified_at": now.isoformat(),
-            "needs_review": bool(reasons),
-            "review_reason": ",".join(reasons) or None,
-            "injection_signals": injection_signals(item.text),
-        }
+        return classification_record(
+            producer, item.id, item.text,
+            labels=[(self._labels[i], round(BASE_SEVERITY.get(self._labels[i], 0.3) * (0.5 + 0.5 * negativity), 3),
+                     sentences[best_sentence[i]]) for i in chosen],
+            primary_label=self._labels[primary],
+            sentiment=round(sentiment, 3),
+            churn_intent=bool(len(embeddings) and float((embeddings @ self._churn.T).max()) >= params.churn_threshold),
+            entities=extract_entities(item.text, self.catalog, sku=item.sku, region=item.region).model_dump(),
+            summary=_summary(sentences[best_sentence[primary]]),
+            confidence=round(float(probabilities[primary]), 4),
+            review_below_confidence=params.review_below_confidence,
+        )
 
     def _sentiment(self, embeddings: np.ndarray, rating: float | None) -> float:
         """Text tone from positive/negative anchors (tanh-scaled), blended with the rating when there is one."""

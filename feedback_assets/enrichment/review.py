@@ -1,8 +1,12 @@
-"""When a classification should be looked at by an analyst (the triage queue), whatever backend made it."""
+"""The classification row every backend returns, and when it should go to an analyst (the triage queue)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
 from feedback_assets.enrichment.injection import injection_signals
+from feedback_assets.enrichment.taxonomy import Taxonomy
 
 PRAISE = "praise_no_issue"
 MINOR_LABELS = frozenset({PRAISE, "other_unclear", "feature_request", "feature_confusion", "search_navigation_ux",
@@ -22,3 +26,53 @@ def review_reasons(text: str, primary_label: str, confidence: float, sentiment: 
     if praise_but_unhappy or complaint_but_delighted:
         reasons.append("conflicting_signals")
     return reasons
+
+
+@dataclass(frozen=True)
+class Producer:
+    """Who classified: backend, model and the version of what the model was shown."""
+
+    backend: str
+    model: str
+    prompt_version: str
+    taxonomy: Taxonomy
+
+
+def classification_record(producer: Producer, item_id: str, text: str, *, labels: list[tuple[str, float, str]],
+                          primary_label: str, sentiment: float, churn_intent: bool, entities: dict, summary: str,
+                          confidence: float, review_below_confidence: float) -> dict:
+    """The classification row every backend returns; domains, owner and review come from the taxonomy and the rule."""
+    taxonomy = producer.taxonomy
+    reasons = review_reasons(text, primary_label, confidence, sentiment, len(labels), review_below_confidence)
+    return {
+        "id": item_id,
+        "labels": [{"label": label, "domain": taxonomy.domain_of(label), "severity": severity, "evidence": evidence[:200]}
+                   for label, severity, evidence in labels],
+        "primary_label": primary_label,
+        "domain": taxonomy.domain_of(primary_label),
+        "sentiment": sentiment,
+        "churn_intent": churn_intent,
+        "entities": entities,
+        "summary": summary,
+        "suggested_owner": taxonomy.labels[primary_label].owner.team,
+        "confidence": confidence,
+        **_provenance(producer),
+        "needs_review": bool(reasons),
+        "review_reason": ",".join(reasons) or None,
+        "injection_signals": injection_signals(text),
+    }
+
+
+def dead_letter_record(producer: Producer, item_id: str, text: str, error: str) -> dict:
+    """The row of an item that could not be classified: kept, with the error, for review and a retry."""
+    return {
+        "id": item_id, "labels": [], "primary_label": None, "domain": None, "sentiment": None, "churn_intent": None,
+        "entities": None, "summary": None, "suggested_owner": None, "confidence": None, **_provenance(producer),
+        "needs_review": True, "review_reason": "classification_failed", "error": error,
+        "injection_signals": injection_signals(text),
+    }
+
+
+def _provenance(producer: Producer) -> dict:
+    return {"backend": producer.backend, "model": producer.model, "prompt_version": producer.prompt_version,
+            "taxonomy_version": producer.taxonomy.version, "classified_at": datetime.now(UTC).isoformat()}

@@ -20,12 +20,13 @@ def _latest_per(df: DataFrame, *keys: str) -> DataFrame:
     return df.withColumn("_rank", F.row_number().over(newest_first)).where("_rank = 1").drop("_rank")
 
 
-def invalid_commerce_rows(landed: DataFrame, required: list[str]) -> Column:
-    """Why a commerce record is unusable (unreadable, no timestamp, required key blank), or null."""
+def invalid_commerce_rows(required: list[str], dated: bool) -> Column:
+    """Why a commerce record is unusable (unreadable, no timestamp when it needs one, key blank), or null."""
     verdict = F.lit(None).cast("string")
     for column in reversed(required):
         verdict = F.when(F.col(column).isNull() | (F.trim(column) == ""), F.lit(f"missing {column}")).otherwise(verdict)
-    verdict = F.when(F.col("event_at").isNull(), F.lit("bad timestamp")).otherwise(verdict)
+    if dated:
+        verdict = F.when(F.col("event_at").isNull(), F.lit("bad timestamp")).otherwise(verdict)
     return F.when(F.col("parse_error").isNotNull(), F.lit("malformed record")).otherwise(verdict)
 
 
