@@ -154,3 +154,68 @@ FEEDBACK_CLASSIFICATIONS = T.StructType(
         T.StructField("feedback_date", T.DateType(), False),
     ]
 )
+
+ISSUE_DAILY_METRICS = T.StructType(
+    [
+        T.StructField("label", T.StringType(), False),
+        T.StructField("domain", T.StringType()),
+        T.StructField("dimension", T.StringType(), False),
+        T.StructField("value", T.StringType(), False),
+        T.StructField("complaints", T.LongType(), False),
+        T.StructField("mean_severity", T.DoubleType()),
+        T.StructField("churn_items", T.LongType()),
+        T.StructField("mean_sentiment", T.DoubleType()),
+        T.StructField("mean_confidence", T.DoubleType()),
+        T.StructField("orders", T.LongType()),
+        T.StructField("complaints_per_1k_orders", T.DoubleType()),
+        T.StructField("feedback_date", T.DateType(), False),
+    ]
+)
+
+COMPLAINT_VELOCITY = T.StructType(
+    [
+        T.StructField("series_key", T.StringType(), False),
+        T.StructField("label", T.StringType(), False),
+        T.StructField("domain", T.StringType()),
+        T.StructField("dimension", T.StringType(), False),
+        T.StructField("value", T.StringType(), False),
+        T.StructField("complaints", T.LongType(), False),
+        T.StructField("complaints_7d", T.LongType(), False),
+        T.StructField("orders", T.LongType()),
+        T.StructField("complaints_per_1k_orders", T.DoubleType()),
+        T.StructField("ma7", T.DoubleType(), False),
+        T.StructField("ma28", T.DoubleType(), False),
+        T.StructField("lift", T.DoubleType(), False),
+        T.StructField("p_value", T.DoubleType(), False),
+        T.StructField("breach", T.BooleanType(), False),
+        T.StructField("alert", T.BooleanType(), False),
+        T.StructField("status", T.StringType(), False),
+        T.StructField("breach_key", T.StringType()),
+        T.StructField("min_count", T.LongType(), False),
+        T.StructField("min_lift", T.DoubleType(), False),
+        T.StructField("alpha", T.DoubleType(), False),
+        T.StructField("feedback_date", T.DateType(), False),
+    ]
+)
+
+ISSUE_PRIORITIES = T.StructType(
+    [
+        T.StructField("label", T.StringType(), False),
+        T.StructField("domain", T.StringType()),
+        T.StructField("sku", T.StringType()),
+        T.StructField("region", T.StringType()),
+        T.StructField("priority_score", T.DoubleType(), False),
+        T.StructField("complaints_7d", T.LongType(), False),
+        T.StructField("baseline_weekly_mean", T.DoubleType(), False),
+        T.StructField("mean_severity", T.DoubleType()),
+        T.StructField("churn_share", T.DoubleType()),
+        T.StructField("revenue_share", T.DoubleType()),
+        T.StructField("return_rate", T.DoubleType()),
+        T.StructField("high_value_share", T.DoubleType()),
+        T.StructField("mean_confidence", T.DoubleType()),
+        T.StructField("revenue_at_risk", T.DoubleType()),
+        T.StructField("components", T.MapType(T.StringType(), T.DoubleType()), False),
+        T.StructField("weights_version", T.StringType(), False),
+        T.StructField("feedback_date", T.DateType(), False),
+    ]
+)

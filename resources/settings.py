@@ -9,6 +9,7 @@ from pathlib import Path
 
 # Only for local development: production sets FEEDBACK_PSEUDONYM_KEY from a secret store.
 DEV_PSEUDONYM_KEY = "feedback-to-fix-dev-only-key"
+REPO_CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,8 @@ class Settings:
     dedup_lookback_days: int
     spark_master: str
     spark_shuffle_partitions: int
+    # Alerting thresholds and priority weights (alerting.yaml, priority.yaml, support_macros.yaml).
+    config_dir: Path = REPO_CONFIG_DIR
 
     @property
     def landing_dir(self) -> Path:
@@ -52,6 +55,7 @@ def read_settings() -> Settings:
         dedup_lookback_days=_int_env("FEEDBACK_DEDUP_LOOKBACK_DAYS", 7),
         spark_master=os.environ.get("FEEDBACK_SPARK_MASTER", "local[*]"),
         spark_shuffle_partitions=_int_env("FEEDBACK_SPARK_SHUFFLE_PARTITIONS", 4),
+        config_dir=Path(os.environ.get("FEEDBACK_CONFIG_DIR") or REPO_CONFIG_DIR),
     )
 
 

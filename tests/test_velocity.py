@@ -7,7 +7,14 @@ from datetime import date, timedelta
 
 import pytest
 
-from feedback_assets.transforms.velocity import Thresholds, alerting_days, assess, poisson_upper_tail, trailing_mean
+from feedback_assets.transforms.velocity import (
+    Thresholds,
+    alerting_days,
+    assess,
+    poisson_upper_tail,
+    series_days,
+    trailing_mean,
+)
 
 
 @pytest.mark.parametrize(("k", "mean"), [(0, 3.0), (1, 0.5), (5, 2.0), (12, 4.0), (40, 25.0)])
@@ -20,10 +27,11 @@ def test_poisson_tail_stays_accurate_for_large_counts():
     assert 0 < poisson_upper_tail(400, 300.0) < 1e-7 and poisson_upper_tail(300, 300.0) == pytest.approx(0.5, abs=0.03)
 
 
-def test_trailing_means_count_missing_early_days_as_zero():
+def test_trailing_means_cover_only_the_days_with_data():
     assert trailing_mean([2] * 7, 7) == 2.0
-    assert trailing_mean([2] * 7, 28) == pytest.approx(0.5)
+    assert trailing_mean([2] * 7 + [0] * 7, 28) == pytest.approx(1.0)
     assert trailing_mean(list(range(30)), 7) == pytest.approx(sum(range(23, 30)) / 7)
+    assert trailing_mean([], 28) == 0.0
 
 
 def test_a_spike_over_a_steady_baseline_breaches():
@@ -38,6 +46,7 @@ def test_a_spike_over_a_steady_baseline_breaches():
         (4, [0] * 28, "below min_count"),
         (10, [6] * 28, "lift below 2"),
         (5, [2] * 28, "lift 2.5 but p ≈ 0.05"),
+        (7, [2] * 28, "lift 3.5 but p ≈ 0.005, above alpha 0.001"),
     ],
 )
 def test_noise_does_not_breach(count, history, why):
@@ -49,12 +58,51 @@ def test_thresholds_are_configurable_per_label():
     assert assess(5, [2] * 28, lenient).breach and not assess(5, [2] * 28, Thresholds()).breach
 
 
-def test_new_series_use_the_baseline_floor():
-    point = assess(6, [], Thresholds())
+def test_a_quiet_series_uses_the_baseline_floor():
+    point = assess(6, [0] * 20, Thresholds())
     assert point.ma28 == 0 and point.lift == pytest.approx(12.0) and point.breach
+
+
+def test_nothing_breaches_before_the_warm_up_has_enough_days():
+    point = assess(30, [1] * 13, Thresholds())
+    assert point.warming_up and not point.breach
+    assert assess(30, [1] * 14, Thresholds()).breach
 
 
 def test_a_cooldown_keeps_a_running_incident_from_alerting_every_day():
     start = date(2026, 11, 1)
     breaches = [start + timedelta(days=d) for d in [0, 1, 2, 3, 9, 10, 20]]
     assert alerting_days(breaches, cooldown_days=7) == [start, start + timedelta(days=9), start + timedelta(days=20)]
+
+
+def _days(n: int, start: date = date(2026, 10, 1)) -> list[date]:
+    return [start + timedelta(days=k) for k in range(n)]
+
+
+def test_a_series_reports_each_day_it_had_complaints_and_alerts_once_per_cooldown():
+    days = _days(40)
+    counts = {d: 1 for d in days[:30]} | {d: 12 for d in days[30:40]}
+    rows = series_days(counts, days, days[28:], Thresholds())
+    by_day = {r.day: r for r in rows}
+    assert [r.day for r in rows] == days[28:]
+    assert by_day[days[30]].alert and by_day[days[30]].count_7d == 1 * 4 + 12 * 1 + 1 * 2
+    assert by_day[days[31]].status == "cooldown" and not by_day[days[31]].alert
+    assert by_day[days[29]].status == "normal"
+
+
+def test_an_alert_before_the_report_window_silences_it_until_the_cooldown_ends():
+    days = _days(40)
+    counts = {d: 1 for d in days[:30]} | {d: 12 for d in days[30:40]}
+    rows = series_days(counts, days, days[33:], Thresholds())
+    assert [r.status for r in rows[:4]] == ["cooldown"] * 4
+    assert rows[4].day == days[37] and rows[4].alert
+
+
+def test_days_without_data_stay_out_of_the_baseline():
+    days = _days(30)
+    with_gap = days[:8] + days[20:]
+    counts = {d: 2 for d in with_gap}
+    today = series_days(counts, with_gap, days[-1:], Thresholds())[0]
+    assert today.point.ma28 == 2.0 and today.status == "normal"
+    sparse = days[:3] + days[20:]
+    assert series_days(counts, sparse, days[-1:], Thresholds())[0].status == "warming_up"

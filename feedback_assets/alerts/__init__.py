@@ -1,0 +1,1 @@
+"""Alerting: velocity breaches turned into owned tickets and Slack posts, exactly once."""

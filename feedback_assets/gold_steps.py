@@ -1,0 +1,191 @@
+"""Gold steps for a window of days: issue metrics, complaint velocity and issue priorities.
+
+Each step reads the trailing days it needs (the 28-day baselines, the cooldown's reach), computes
+with the pure functions in `transforms/`, and replaces exactly the window's partitions.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from feedback_assets.alerts.config import AlertingConfig
+from feedback_assets.schemas import (
+    COMPLAINT_VELOCITY,
+    FEEDBACK_CLASSIFICATIONS,
+    ISSUE_DAILY_METRICS,
+    ISSUE_PRIORITIES,
+    ORDERS,
+    RETURNS_REFUNDS,
+    SILVER_FEEDBACK,
+    SKU_CATALOG,
+)
+from feedback_assets.steps import DayWindow
+from feedback_assets.transforms import gold
+from feedback_assets.transforms.priority import IssueSignals, PriorityConfig, components, priority_score
+from feedback_assets.transforms.velocity import series_days
+from resources.table_store import TableStore
+
+CLASSIFICATIONS_TABLE = "enrichment.feedback_classifications"
+METRICS_TABLE = "gold.issue_daily_metrics"
+VELOCITY_TABLE = "gold.complaint_velocity"
+PRIORITIES_TABLE = "gold.issue_priorities"
+
+
+def read_issue_items(spark: SparkSession, store: TableStore, start: date, end: date) -> DataFrame:
+    """Classified items of [start, end] exploded into one row per issue, with commerce keys and text."""
+    classifications = store.read(spark, CLASSIFICATIONS_TABLE, FEEDBACK_CLASSIFICATIONS, start, end)
+    silver = store.read(spark, "silver.silver_feedback", SILVER_FEEDBACK, start, end)
+    return gold.issue_items(classifications, silver)
+
+
+@dataclass
+class MetricsReport:
+    rows: int
+    issues: int
+    series: int
+    complaints_by_label: dict[str, int]
+
+
+def run_issue_metrics(spark: SparkSession, store: TableStore, window: DayWindow, config: AlertingConfig) -> MetricsReport:
+    issues = read_issue_items(spark, store, window.start, window.end)
+    orders = store.read(spark, "silver.orders", ORDERS, window.start, window.end)
+    metrics = gold.issue_daily_metrics(issues, orders, config.dimensions).select(*ISSUE_DAILY_METRICS.fieldNames())
+    store.overwrite_partitions(metrics, METRICS_TABLE, window.start, window.end)
+    written = store.read(spark, METRICS_TABLE, ISSUE_DAILY_METRICS, window.start, window.end)
+    by_label = written.where(F.col("dimension") == config.dimensions[0]).groupBy("label").agg(F.sum("complaints").alias("n"))
+    return MetricsReport(
+        rows=written.count(),
+        issues=issues.count(),
+        series=written.select("label", "dimension", "value").distinct().count(),
+        complaints_by_label={r["label"]: int(r["n"]) for r in by_label.orderBy(F.desc("n")).collect()},
+    )
+
+
+@dataclass
+class VelocityReport:
+    rows: int
+    metrics_rows: int
+    breaches: int
+    alerts: list[dict] = field(default_factory=list)
+    statuses: dict[str, int] = field(default_factory=dict)
+
+
+def run_velocity(spark: SparkSession, store: TableStore, window: DayWindow, config: AlertingConfig) -> VelocityReport:
+    """Every series with complaints on a window day, against its own trailing baselines."""
+    lookback_start = window.start - timedelta(days=config.lookback_days)
+    data_days = [d for d in store.partition_days(METRICS_TABLE) if lookback_start <= d <= window.end]
+    metrics = store.read(spark, METRICS_TABLE, ISSUE_DAILY_METRICS, lookback_start, window.end).select(
+        "feedback_date", "label", "domain", "dimension", "value", "complaints", "orders").collect()
+    series: dict[tuple[str, str, str], dict[date, int]] = defaultdict(dict)
+    orders: dict[tuple[str, str, str], dict[date, int]] = defaultdict(dict)
+    domains: dict[str, str] = {}
+    for row in metrics:
+        key = (row["label"], row["dimension"], row["value"])
+        series[key][row["feedback_date"]] = row["complaints"]
+        if row["orders"]:
+            orders[key][row["feedback_date"]] = row["orders"]
+        domains[row["label"]] = row["domain"]
+    rows = []
+    for (label, dimension, value), counts in sorted(series.items()):
+        thresholds = config.thresholds_for(label)
+        for day in series_days(counts, data_days, window.days, thresholds, orders.get((label, dimension, value))):
+            point, alerting = day.point, config.alerts_on(label)
+            series_key = f"{label}:{dimension}={value}"
+            rows.append({
+                "series_key": series_key, "label": label, "domain": domains[label], "dimension": dimension,
+                "value": value, "complaints": point.count, "complaints_7d": day.count_7d,
+                "orders": orders.get((label, dimension, value), {}).get(day.day),
+                "complaints_per_1k_orders": point.per_1k_orders, "ma7": point.ma7, "ma28": point.ma28,
+                "lift": point.lift, "p_value": point.p_value, "breach": point.breach,
+                "alert": day.alert and alerting, "status": day.status if alerting else "not_alerting",
+                "breach_key": f"{series_key}@{day.day.isoformat()}" if point.breach else None,
+                "min_count": thresholds.min_count, "min_lift": thresholds.min_lift, "alpha": thresholds.alpha,
+                "feedback_date": day.day,
+            })
+    store.overwrite_partitions(spark.createDataFrame(rows, COMPLAINT_VELOCITY), VELOCITY_TABLE, window.start, window.end)
+    alerts = [r for r in rows if r["alert"]]
+    return VelocityReport(
+        rows=len(rows), metrics_rows=sum(window.start <= r["feedback_date"] <= window.end for r in metrics),
+        breaches=sum(r["breach"] for r in rows),
+        alerts=sorted(alerts, key=lambda r: (r["feedback_date"], -r["lift"])),
+        statuses=dict(Counter(r["status"] for r in rows).most_common()),
+    )
+
+
+@dataclass
+class PriorityReport:
+    rows: int
+    top: list[dict]
+
+
+def run_priorities(spark: SparkSession, store: TableStore, window: DayWindow, config: PriorityConfig) -> PriorityReport:
+    """Scores each (label, SKU, region) with complaints in the trailing window ending on each window day."""
+    span = config.window_days
+    history_start = window.start - timedelta(days=span + config.baseline_days - 1)
+    commerce_start = window.start - timedelta(days=config.baseline_days - 1)
+    issues = read_issue_items(spark, store, history_start, window.end).where(F.col("label") != "praise_no_issue")
+    orders = store.read(spark, "silver.orders", ORDERS, commerce_start, window.end)
+    returns = store.read(spark, "silver.returns_refunds", RETURNS_REFUNDS, commerce_start, window.end)
+    days = spark.createDataFrame([(d,) for d in window.days], "day date")
+
+    def trailing(frame: DataFrame, first: int, last: int, column: str = "feedback_date") -> DataFrame:
+        """Each row once for every window day whose [day - first, day - last] range holds it."""
+        return frame.join(days, F.col(column).between(F.date_sub("day", first), F.date_sub("day", last)))
+
+    keys = ["day", "label", "sku", "region"]
+    current = trailing(issues, span - 1, 0).groupBy(*keys).agg(
+        F.first("domain").alias("domain"),
+        F.countDistinct("feedback_id").alias("complaints_7d"),
+        F.avg("severity").alias("mean_severity"),
+        (F.countDistinct(F.when(F.col("churn_intent"), F.col("feedback_id"))) / F.countDistinct("feedback_id")).alias("churn_share"),
+        F.avg("confidence").alias("mean_confidence"),
+        F.collect_set("customer_key").alias("customers"),
+    )
+    baseline = trailing(issues, span + config.baseline_days - 1, span).groupBy(*keys).agg(
+        (F.countDistinct("feedback_id") * span / config.baseline_days).alias("baseline_weekly_mean"))
+    revenue = trailing(orders, config.baseline_days - 1, 0).groupBy("day", "sku").agg(
+        F.sum("revenue").alias("sku_revenue"), F.countDistinct("order_id").alias("sku_orders"),
+        (F.sum("revenue") / F.sum("quantity")).alias("revenue_per_unit"))
+    total_revenue = trailing(orders, config.baseline_days - 1, 0).groupBy("day").agg(F.sum("revenue").alias("all_revenue"))
+    returned = trailing(returns, config.baseline_days - 1, 0).groupBy("day", "sku").agg(
+        F.countDistinct("return_id").alias("sku_returns"))
+    tiers = {r["customer_key"]: r["customer_tier"] for r in orders.where(F.col("customer_key").isNotNull())
+             .groupBy("customer_key").agg(F.max_by("customer_tier", "ordered_at").alias("customer_tier")).collect()}
+    joined = (
+        current.join(baseline, keys, "left")
+        .join(revenue, ["day", "sku"], "left").join(total_revenue, ["day"], "left").join(returned, ["day", "sku"], "left")
+        .collect()
+    )
+    rows = []
+    for row in joined:
+        customers = [c for c in row["customers"] if c]
+        signals = IssueSignals(
+            complaints=row["complaints_7d"], baseline_weekly_mean=row["baseline_weekly_mean"] or 0.0,
+            mean_severity=row["mean_severity"] or 0.0, churn_share=row["churn_share"] or 0.0,
+            revenue_share=(row["sku_revenue"] or 0.0) / row["all_revenue"] if row["all_revenue"] else 0.0,
+            return_rate=(row["sku_returns"] or 0) / row["sku_orders"] if row["sku_orders"] else 0.0,
+            high_value_share=(sum(tiers.get(c) in config.high_value_tiers for c in customers) / len(customers)
+                              if customers else 0.0),
+            mean_confidence=row["mean_confidence"] or 0.0,
+        )
+        parts = components(signals, config)
+        rows.append({
+            "label": row["label"], "domain": row["domain"], "sku": row["sku"], "region": row["region"],
+            "priority_score": priority_score(parts, config), "complaints_7d": signals.complaints,
+            "baseline_weekly_mean": round(signals.baseline_weekly_mean, 4), "mean_severity": signals.mean_severity,
+            "churn_share": signals.churn_share, "revenue_share": round(signals.revenue_share, 6),
+            "return_rate": round(signals.return_rate, 4), "high_value_share": round(signals.high_value_share, 4),
+            "mean_confidence": signals.mean_confidence,
+            "revenue_at_risk": round(signals.complaints * (row["revenue_per_unit"] or 0.0), 2),
+            "components": {k: round(v, 4) for k, v in parts.items()}, "weights_version": config.version,
+            "feedback_date": row["day"],
+        })
+    store.overwrite_partitions(spark.createDataFrame(rows, ISSUE_PRIORITIES), PRIORITIES_TABLE, window.start, window.end)
+    latest = [r for r in rows if r["feedback_date"] == window.end]
+    top = sorted(latest, key=lambda r: -r["priority_score"])[:10]
+    return PriorityReport(rows=len(rows), top=top)
