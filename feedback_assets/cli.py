@@ -25,7 +25,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-DEFAULT_GROUPS = ["bronze", "silver", "enrichment"]
+DEFAULT_GROUPS = ["bronze", "silver", "enrichment", "gold"]
 
 
 class Backend(StrEnum):
@@ -181,14 +181,48 @@ def demo(
     seed(days=days, end_date=None, items_per_day=items_per_day, seed=seed_value)
     materialize(start=None, end=None, group=None)
     summary()
+    alerts(replay=True)
     config = settings()
     typer.echo(
         "\nWhere to look:\n"
         "  make dev                      Dagster UI on http://127.0.0.1:3000 (asset graph, checks, partitions, run)\n"
         f"  {config.warehouse_dir}  Parquet tables (<layer>/<table>/feedback_date=<day>/)\n"
+        f"  {config.feedback_home / 'tickets'}  local tickets (one markdown file each, tickets.jsonl)\n"
+        f"  {config.feedback_home / 'slack_outbox.jsonl'}  Slack messages that would have been posted\n"
         f"  {config.feedback_home / 'sample' / 'manifest.json'}  planted incidents\n"
-        "  feedback summary              this summary again"
+        "  feedback summary / feedback alerts   these summaries again"
     )
+
+
+@app.command()
+def alerts(
+    replay: Annotated[bool, typer.Option(help="First dispatch every materialized day's alerts, as if each day had just arrived.")] = False,
+) -> None:
+    """Show the tickets and Slack messages alerting produced (JIRA_* / SLACK_BOT_TOKEN switch to the real ones)."""
+    from feedback_assets.alerts.replay import replay_alerts
+    from feedback_assets.alerts.report import render_alerts
+    from feedback_assets.definitions import build_resources
+    from feedback_assets.dispatch import alert_context
+
+    config = settings()
+    resources = build_resources(config)
+    tickets = resources["tickets"].process_config_and_initialize().sink()
+    slack = resources["slack"].process_config_and_initialize().sink()
+    store = LocalParquetTableStore(root=str(config.warehouse_dir))
+    outcomes = []
+    if replay:
+        typer.echo("\nReplaying alerting day by day over the materialized window...")
+        outcomes = replay_alerts(store, tickets, slack, alert_context(_cli_run_id("alerts")))
+    typer.echo(render_alerts(outcomes, tickets, slack))
+    manifest_path = config.feedback_home / "sample" / "manifest.json"
+    if manifest_path.exists():
+        from feedback_assets.alerts.report import render_incident_check
+        from feedback_assets.enrichment.taxonomy import load_taxonomy
+        from feedback_assets.sample_data.incidents import fired_alerts, score_alerts
+
+        fired, series_weeks = fired_alerts(store)
+        domains = {label.id: label.domain for label in load_taxonomy().labels.values()}
+        typer.echo(render_incident_check(score_alerts(json.loads(manifest_path.read_text()), fired, series_weeks, domains)))
 
 
 @app.command()

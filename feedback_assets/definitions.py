@@ -1,18 +1,25 @@
 """The code location: every asset, check, job, sensor and resource, assembled explicitly."""
 
+import os
+
 import dagster as dg
 
 from feedback_assets.bronze import bronze_assets
 from feedback_assets.classifications import feedback_classifications
 from feedback_assets.commerce import commerce_assets
+from feedback_assets.dispatch import dispatch_alerts_job
+from feedback_assets.gold import gold_assets
 from feedback_assets.silver import silver_feedback
 from partitions import daily_partitions
 from resources.enrichment import EnrichmentResource
 from resources.landing import LandingResource
+from resources.slack import SlackNotifierResource
 from resources.settings import Settings, settings
 from resources.spark import local_spark_resource
 from resources.table_store import LocalParquetTableStore
+from resources.tickets import TicketsResource
 from sensors.landing import INGEST_JOB_NAME, landing_sensor
+from sensors.velocity import velocity_alerts
 
 ingest_job = dg.define_asset_job(
     INGEST_JOB_NAME,
@@ -22,6 +29,11 @@ ingest_job = dg.define_asset_job(
 )
 
 
+def _secret(name: str) -> dg.EnvVar | None:
+    """The variable as a `dg.EnvVar` (never its value) when it is set; otherwise the embedded default applies."""
+    return dg.EnvVar(name) if os.environ.get(name) else None
+
+
 def build_resources(config: Settings) -> dict[str, dg.ConfigurableResource]:
     table_store = LocalParquetTableStore(root=str(config.warehouse_dir))
     return {
@@ -29,14 +41,22 @@ def build_resources(config: Settings) -> dict[str, dg.ConfigurableResource]:
         "table_store": table_store,
         "landing": LandingResource(landing_dir=str(config.landing_dir)),
         "enrichment": EnrichmentResource(),
+        "tickets": TicketsResource(
+            jira_url=_secret("JIRA_URL"), jira_user=_secret("JIRA_USER"), jira_api_token=_secret("JIRA_API_TOKEN"),
+            ticket_dir=str(config.feedback_home / "tickets"),
+        ),
+        "slack": SlackNotifierResource(
+            bot_token=_secret("SLACK_BOT_TOKEN"), base_url=os.environ.get("SLACK_API_URL") or None,
+            outbox_path=str(config.feedback_home / "slack_outbox.jsonl"),
+        ),
     }
 
 
-ALL_ASSETS = [*bronze_assets, silver_feedback, *commerce_assets, feedback_classifications]
+ALL_ASSETS = [*bronze_assets, silver_feedback, *commerce_assets, feedback_classifications, *gold_assets]
 
 defs = dg.Definitions(
     assets=ALL_ASSETS,
-    jobs=[ingest_job],
-    sensors=[landing_sensor],
+    jobs=[ingest_job, dispatch_alerts_job],
+    sensors=[landing_sensor, velocity_alerts],
     resources=build_resources(settings()),
 )

@@ -22,7 +22,6 @@ from feedback_assets.schemas import (
     ORDERS,
     RETURNS_REFUNDS,
     SILVER_FEEDBACK,
-    SKU_CATALOG,
 )
 from feedback_assets.steps import DayWindow
 from feedback_assets.transforms import gold
@@ -92,7 +91,7 @@ def run_velocity(spark: SparkSession, store: TableStore, window: DayWindow, conf
         domains[row["label"]] = row["domain"]
     rows = []
     for (label, dimension, value), counts in sorted(series.items()):
-        thresholds = config.thresholds_for(label)
+        thresholds = config.thresholds_for(label, dimension)
         for day in series_days(counts, data_days, window.days, thresholds, orders.get((label, dimension, value))):
             point, alerting = day.point, config.alerts_on(label)
             series_key = f"{label}:{dimension}={value}"

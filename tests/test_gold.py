@@ -84,10 +84,19 @@ def test_alerting_thresholds_apply_per_label_and_labels_can_be_muted():
     config = parse_alerting(yaml.safe_load((REPO_CONFIG_DIR / "alerting.yaml").read_text()))
     assert not config.alerts_on("praise_no_issue") and config.alerts_on("size_runs_small")
     assert config.thresholds_for("feature_request").min_count > config.thresholds_for("size_runs_small").min_count
-    assert config.thresholds_for("feature_request").alpha == config.defaults.alpha
+    assert config.thresholds_for("feature_request", "sku").alpha == config.defaults.alpha
     assert config.lookback_days >= 28 + config.defaults.cooldown_days
+
+
+def test_a_label_setting_wins_over_its_dimension_setting():
+    config = parse_alerting({"dimensions": {"sku": {}, "region": {"alpha": 1e-4, "min_count": 8}},
+                             "labels": {"checkout_payment_issue": {"min_count": 4}}})
+    assert config.dimensions == ("sku", "region")
+    assert config.thresholds_for("defect_or_damage", "region").alpha == 1e-4
+    assert config.thresholds_for("checkout_payment_issue", "region").min_count == 4
+    assert config.thresholds_for("checkout_payment_issue", "sku").alpha == config.defaults.alpha
 
 
 def test_a_misspelled_threshold_is_refused_with_the_known_names():
     with pytest.raises(ValueError, match="min_cuont"):
-        parse_alerting({"dimensions": ["sku"], "labels": {"defect_or_damage": {"min_cuont": 3}}})
+        parse_alerting({"dimensions": {"sku": {}}, "labels": {"defect_or_damage": {"min_cuont": 3}}})

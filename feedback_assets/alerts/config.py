@@ -18,13 +18,14 @@ _THRESHOLD_FIELDS = {f.name for f in fields(Thresholds)}
 class AlertingConfig:
     dimensions: tuple[str, ...]
     alert_window_days: int
-    default_sla_days: int
     defaults: Thresholds
-    overrides: dict[str, Thresholds]
+    dimension_overrides: dict[str, dict]
+    label_overrides: dict[str, dict]
     disabled: frozenset[str]
 
-    def thresholds_for(self, label: str) -> Thresholds:
-        return self.overrides.get(label, self.defaults)
+    def thresholds_for(self, label: str, dimension: str | None = None) -> Thresholds:
+        """The defaults, overridden by the dimension's settings, overridden by the label's."""
+        return replace(self.defaults, **(self.dimension_overrides.get(dimension, {}) | self.label_overrides.get(label, {})))
 
     def alerts_on(self, label: str) -> bool:
         return label not in self.disabled
@@ -32,20 +33,26 @@ class AlertingConfig:
     @property
     def lookback_days(self) -> int:
         """Days of history a velocity window needs: the 28-day baseline plus breaches a cooldown can reach."""
-        return 28 + 2 * max(t.cooldown_days for t in (self.defaults, *self.overrides.values()))
+        cooldowns = [self.defaults.cooldown_days] + [
+            spec["cooldown_days"] for spec in (*self.dimension_overrides.values(), *self.label_overrides.values())
+            if "cooldown_days" in spec]
+        return 28 + 2 * max(cooldowns)
 
 
 def parse_alerting(document: dict) -> AlertingConfig:
     defaults = Thresholds(**_threshold_values(document.get("defaults") or {}, "defaults"))
-    overrides, disabled = {}, set()
+    dimensions = {name: _threshold_values(spec or {}, f"dimensions.{name}")
+                  for name, spec in (document.get("dimensions") or {}).items()}
+    if not dimensions:
+        raise ValueError("alerting.yaml: `dimensions` must name at least one dimension")
+    labels, disabled = {}, set()
     for label, spec in (document.get("labels") or {}).items():
         spec = dict(spec or {})
         if spec.pop("enabled", True) is False:
             disabled.add(label)
-        if spec:
-            overrides[label] = replace(defaults, **_threshold_values(spec, f"labels.{label}"))
-    return AlertingConfig(tuple(document["dimensions"]), int(document.get("alert_window_days", 2)),
-                          int(document.get("default_sla_days", 5)), defaults, overrides, frozenset(disabled))
+        labels[label] = _threshold_values(spec, f"labels.{label}")
+    return AlertingConfig(tuple(dimensions), int(document.get("alert_window_days", 2)), defaults, dimensions, labels,
+                          frozenset(disabled))
 
 
 def _threshold_values(spec: dict, where: str) -> dict:

@@ -472,7 +472,7 @@ def plan_incidents(start: date, days: int, items_per_day: int) -> list[Incident]
     return [
         Incident("jacket_runs_small", "sku_fit", "size_runs_small", {"sku": "JKT-1042", "region": "us_west"},
                  at(min(39, days * 2 // 3)), None, ("product_reviews", "return_reasons", "support_tickets"),
-                 (0.5, 0.3, 0.2), peak(10), 7, (("size_runs_small", 0.7), ("fit_cut_issue", 0.3)),
+                 (0.5, 0.3, 0.2), peak(10), 2, (("size_runs_small", 0.7), ("fit_cut_issue", 0.3)),
                  "Alpine Shell Jacket (JKT-1042) runs small and tight in the shoulders for us_west customers",
                  "too_small"),
         Incident("carrier_delay", "carrier_delay", "delivery_delay", {"carrier": "FedEx", "region": "us_east"},
@@ -487,7 +487,7 @@ def plan_incidents(start: date, days: int, items_per_day: int) -> list[Incident]
                  "Android app 5.3.0 fails at the payment step until 5.3.1"),
         Incident("earbuds_defect", "sku_defect", "defect_or_damage", {"sku": "ELC-2207"},
                  at(min(44, days * 3 // 4)), None, ("product_reviews", "return_reasons", "marketplace_messages"),
-                 (0.45, 0.35, 0.2), peak(8), 5, (("defect_or_damage", 1.0),),
+                 (0.45, 0.35, 0.2), peak(10), 2, (("defect_or_damage", 1.0),),
                  "Left earbud of Pulse Buds (ELC-2207) stops charging", "defective"),
     ]
 

@@ -1,0 +1,179 @@
+"""The evidence behind an alert: quotes, daily counts, revenue at risk, affected SKUs and regions, themes.
+
+Read with pyarrow from the window's partitions (a few days), so dispatch needs no Spark session.
+Quotes come from silver's PII-scrubbed text and skip items flagged for review (e.g. suspected
+injection); they are still untrusted and escaped by each sink.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, timedelta
+from functools import cache
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from feedback_assets.alerts.model import Alert
+from feedback_assets.enrichment.taxonomy import load_taxonomy
+from feedback_assets.gold_steps import CLASSIFICATIONS_TABLE, METRICS_TABLE, PRIORITIES_TABLE, VELOCITY_TABLE
+from resources.settings import settings
+from resources.table_store import LocalParquetTableStore, days_in
+
+THEMES_TABLE = "gold.feedback_themes"
+MAX_QUOTES = 3
+QUOTE_CHARS = 280
+
+
+@dataclass(frozen=True)
+class AlertContext:
+    """Where the alert came from: the run that computed the velocity and the UI to link back to."""
+
+    run_id: str
+    ui_base_url: str
+
+
+@cache
+def load_support_macros(path: Path | None = None) -> dict:
+    return yaml.safe_load((path or settings().config_dir / "support_macros.yaml").read_text())
+
+
+def support_macro(label: str, domain: str, subject: str, sla_days: int, macros: dict | None = None) -> str:
+    """The suggested customer reply for the label (or its domain), filled in for the alert's subject."""
+    macros = macros or load_support_macros()
+    template = macros.get("labels", {}).get(label) or macros["domains"].get(domain) or macros["domains"]["other"]
+    return " ".join(template.split()).format(subject=subject, sla_days=sla_days)
+
+
+def _frame(store: LocalParquetTableStore, table: str, days: list[date]) -> pd.DataFrame:
+    """The table's rows on `days`, with feedback_date (which lives in the folder name, not the files)."""
+    frames = []
+    for day in days:
+        parts = store.read_parts(table, [day])
+        if parts is not None and parts.num_rows:
+            frames.append(parts.to_pandas().assign(feedback_date=day))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def series_items(store: LocalParquetTableStore, label: str, dimension: str, value: str, days: list[date]) -> pd.DataFrame:
+    """The issues of one series over `days`: one row per item with its quote, keys and review flag."""
+    classified = _frame(store, CLASSIFICATIONS_TABLE, days)
+    silver = _frame(store, "silver.silver_feedback", days)
+    if classified.empty or silver.empty:
+        return pd.DataFrame()
+    rows = []
+    context = silver.set_index("feedback_id")[["sku", "region", "platform", "app_version", "text_clean"]]
+    for item in classified.itertuples(index=False):
+        issue = next((i for i in (item.labels if item.labels is not None else []) if i["label"] == label), None)
+        if issue is None or item.feedback_id not in context.index:
+            continue
+        keys = context.loc[item.feedback_id]
+        entities = item.entities or {}
+        values = {"sku": keys["sku"] or entities.get("sku"), "region": keys["region"] or entities.get("region"),
+                  "channel": item.channel, "platform": keys["platform"], "app_version": keys["app_version"],
+                  "carrier": entities.get("carrier")}
+        if values.get(dimension) != value:
+            continue
+        rows.append({**values, "feedback_id": item.feedback_id, "feedback_date": item.feedback_date,
+                     "quote": issue["evidence"] or keys["text_clean"], "severity": issue["severity"] or 0.0,
+                     "confidence": item.confidence or 0.0, "needs_review": bool(item.needs_review),
+                     "prompt_version": item.prompt_version})
+    return pd.DataFrame(rows)
+
+
+def pick_quotes(items: pd.DataFrame, day: date, limit: int = MAX_QUOTES) -> tuple[str, ...]:
+    """The most severe distinct quotes of the day (the week when the day has too few), none needing review."""
+    if items.empty:
+        return ()
+    usable = items[~items["needs_review"]].assign(today=items["feedback_date"] == day)
+    ranked = usable.sort_values(["today", "severity", "confidence", "feedback_id"], ascending=[False, False, False, True])
+    quotes: list[str] = []
+    for quote in ranked["quote"]:
+        text = " ".join(str(quote).split())[:QUOTE_CHARS]
+        if text and text not in quotes:
+            quotes.append(text)
+        if len(quotes) == limit:
+            break
+    return tuple(quotes)
+
+
+def build_alert(store: LocalParquetTableStore, series_key: str, day: date, context: AlertContext) -> Alert:
+    """The alert for one series on one day, from the velocity row and the week's evidence."""
+    velocity = _frame(store, VELOCITY_TABLE, [day])
+    matches = velocity[velocity["series_key"] == series_key] if not velocity.empty else velocity
+    if matches.empty:
+        raise LookupError(f"no complaint_velocity row for {series_key} on {day}; materialize complaint_velocity first")
+    row = matches.iloc[0]
+    week = days_in(day - timedelta(days=6), day)
+    items = series_items(store, row["label"], row["dimension"], row["value"], week)
+    label = load_taxonomy().labels[row["label"]]
+    daily = _frame(store, METRICS_TABLE, week)
+    if not daily.empty:
+        daily = daily[(daily["label"] == row["label"]) & (daily["dimension"] == row["dimension"]) & (daily["value"] == row["value"])]
+    by_day = dict(zip(daily.get("feedback_date", []), daily.get("complaints", []), strict=True))
+    subject = _subject(store, row["dimension"], row["value"], day)
+    return Alert(
+        label=row["label"], domain=label.domain, dimension=row["dimension"], value=row["value"], day=day,
+        count=int(row["complaints"]), count_7d=int(row["complaints_7d"]),
+        daily_counts_7d=tuple(int(by_day.get(d, 0)) for d in week),
+        ma7=float(row["ma7"]), ma28=float(row["ma28"]), lift=float(row["lift"]), p_value=float(row["p_value"]),
+        per_1k_orders=None if pd.isna(row["complaints_per_1k_orders"]) else float(row["complaints_per_1k_orders"]),
+        priority_score=_priority(store, row["label"], items, day), revenue_at_risk=_revenue_at_risk(store, items, day),
+        affected_skus=_top(items, "sku"), affected_regions=_top(items, "region"),
+        quotes=pick_quotes(items, day), themes=_themes(store, items, week),
+        owner=label.owner, prompt_version=_prompt_version(items),
+        run_id=context.run_id,
+        asset_url=f"{context.ui_base_url.rstrip('/')}/assets/complaint_velocity?partition={day.isoformat()}",
+        support_macro=support_macro(row["label"], label.domain, subject, label.owner.sla_days),
+    )
+
+
+def _subject(store: LocalParquetTableStore, dimension: str, value: str, day: date) -> str:
+    """How a customer reply names what the alert is about: the product name for a SKU."""
+    if dimension == "sku":
+        catalog = _frame(store, "silver.sku_catalog", [day])
+        names = dict(zip(catalog["sku"], catalog["name"], strict=True)) if not catalog.empty else {}
+        return f"{names[value]} ({value})" if names.get(value) else value
+    return {"region": f"orders to {value}", "carrier": f"{value} deliveries", "platform": f"the {value} app",
+            "app_version": f"app version {value}", "channel": "your order"}.get(dimension, value)
+
+
+def _top(items: pd.DataFrame, column: str, limit: int = 5) -> tuple[str, ...]:
+    if items.empty:
+        return ()
+    return tuple(value for value, _ in Counter(v for v in items[column] if v).most_common(limit))
+
+
+def _prompt_version(items: pd.DataFrame) -> str:
+    return Counter(items["prompt_version"]).most_common(1)[0][0] if not items.empty else "unknown"
+
+
+def _priority(store: LocalParquetTableStore, label: str, items: pd.DataFrame, day: date) -> float:
+    """The highest priority among the (label, SKU, region) issues the series' complaints fall into."""
+    priorities = _frame(store, PRIORITIES_TABLE, [day])
+    if priorities.empty or items.empty:
+        return 0.0
+    keys = set(zip(items["sku"], items["region"], strict=True))
+    in_series = pd.Series([k in keys for k in zip(priorities["sku"], priorities["region"], strict=True)],
+                          index=priorities.index)
+    mine = priorities[(priorities["label"] == label) & in_series]
+    return float(mine["priority_score"].max()) if not mine.empty else 0.0
+
+
+def _revenue_at_risk(store: LocalParquetTableStore, items: pd.DataFrame, day: date) -> float:
+    """The week's complaints priced at their SKU's list price: the revenue a refund wave would reverse."""
+    catalog = _frame(store, "silver.sku_catalog", [day])
+    if catalog.empty or items.empty:
+        return 0.0
+    prices = dict(zip(catalog["sku"], catalog["price"], strict=True))
+    return round(float(sum(prices.get(sku) or 0.0 for sku in items["sku"])), 2)
+
+
+def _themes(store: LocalParquetTableStore, items: pd.DataFrame, days: list[date], limit: int = 3) -> tuple[str, ...]:
+    themes = _frame(store, THEMES_TABLE, days)
+    if themes.empty or items.empty or "theme_name" not in themes:
+        return ()
+    mine = themes[themes["feedback_id"].isin(set(items["feedback_id"])) & themes["theme_name"].notna()]
+    return tuple(name for name, _ in Counter(mine["theme_name"]).most_common(limit))

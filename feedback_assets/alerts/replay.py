@@ -1,0 +1,34 @@
+"""Replaying alerting over days already materialized, as if each day had just arrived.
+
+The sample (and any backfill an analyst wants to audit) lands in one ranged run, which the sensor
+rightly records without paging. The replay walks the days in order and dispatches each day's alerts
+through the same dispatcher the sensor's runs use, so the demo and the backtest see what a team
+would have received live.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, timedelta
+
+from feedback_assets.alerts.dispatch import Dispatcher
+from feedback_assets.alerts.evidence import AlertContext, build_alert
+from feedback_assets.alerts.ledger import DispatchLedger
+from feedback_assets.alerts.model import DispatchOutcome, SlackSink, TicketSink
+from feedback_assets.alerts.planning import plan_alerts
+from feedback_assets.gold_steps import VELOCITY_TABLE
+from resources.table_store import LocalParquetTableStore
+
+
+def replay_alerts(store: LocalParquetTableStore, tickets: TicketSink, slack: SlackSink, context: AlertContext,
+                  start: date | None = None, end: date | None = None,
+                  log: Callable[[str], None] = lambda _: None) -> list[DispatchOutcome]:
+    """Dispatches every alert of [start, end], day by day, with that day's next morning as 'today'."""
+    dispatcher = Dispatcher(DispatchLedger(store), tickets, slack, context.run_id, log)
+    outcomes = []
+    for day in store.partition_days(VELOCITY_TABLE):
+        if (start and day < start) or (end and day > end):
+            continue
+        for plan in plan_alerts(store, [day], day + timedelta(days=1), window_days=1):
+            outcomes.append(dispatcher.dispatch(build_alert(store, plan.series_key, plan.day, context)))
+    return outcomes

@@ -1,0 +1,96 @@
+"""Scoring alerts against the sample's planted incidents: recall, detection delay and false alerts.
+
+An alert detects an incident when its label is the incident's (or one of its secondary labels), its
+dimension value is one of the incident's keys (the SKU, region, carrier, platform or app version),
+and it fires between the onset and the end. An alert with the incident's label during the
+incident but on another value (the same defect seen per channel, say) is a side effect of the
+incident, not a false alert. Everything else is a false alert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from feedback_assets.gold_steps import VELOCITY_TABLE
+from resources.table_store import LocalParquetTableStore
+
+# Complaints about an incident keep arriving for a while after it is fixed.
+AFTERMATH_DAYS = 7
+
+
+@dataclass(frozen=True)
+class FiredAlert:
+    day: date
+    label: str
+    dimension: str
+    value: str
+
+
+@dataclass
+class IncidentScore:
+    detection_delay: dict[str, int | None]
+    false_alerts: list[FiredAlert]
+    side_effect_alerts: list[FiredAlert]
+    series_weeks: float
+    matched: dict[str, list[FiredAlert]] = field(default_factory=dict)
+
+    @property
+    def recall(self) -> float:
+        found = [d for d in self.detection_delay.values() if d is not None]
+        return len(found) / len(self.detection_delay) if self.detection_delay else 0.0
+
+    @property
+    def false_alerts_per_100_series_weeks(self) -> float:
+        return 100 * len(self.false_alerts) / self.series_weeks if self.series_weeks else 0.0
+
+
+def _window(incident: Mapping, last_day: date, aftermath: int) -> tuple[date, date]:
+    end = date.fromisoformat(incident["end"]) if incident.get("end") else last_day
+    return date.fromisoformat(incident["onset"]), end + timedelta(days=aftermath)
+
+
+def score_alerts(manifest: Mapping, alerts: Iterable[FiredAlert], series_weeks: float,
+                 domain_of: Mapping[str, str]) -> IncidentScore:
+    """How the alerts fired over the sample compare with the incidents its manifest planted."""
+    last_day = date.fromisoformat(manifest["end_date"])
+    incidents: Sequence[Mapping] = manifest["incidents"]
+    delays: dict[str, int | None] = {i["id"]: None for i in incidents}
+    matched: dict[str, list[FiredAlert]] = {i["id"]: [] for i in incidents}
+    false_alerts, side_effects = [], []
+    for alert in sorted(alerts, key=lambda a: a.day):
+        related = False
+        for incident in incidents:
+            onset, until = _window(incident, last_day, 0)
+            labels = {incident["label"], *incident.get("secondary_labels", [])}
+            on_key = alert.value in incident["keys"].values()
+            if alert.label in labels and on_key and onset <= alert.day <= until:
+                related = True
+                matched[incident["id"]].append(alert)
+                delay = (alert.day - onset).days
+                current = delays[incident["id"]]
+                delays[incident["id"]] = delay if current is None else min(current, delay)
+                continue
+            same_domain = domain_of.get(alert.label) == domain_of.get(incident["label"])
+            if (alert.label in labels or (on_key and same_domain)) and \
+                    onset <= alert.day <= _window(incident, last_day, AFTERMATH_DAYS)[1]:
+                related = True
+                side_effects.append(alert)
+        if not related:
+            false_alerts.append(alert)
+    return IncidentScore(delays, false_alerts, side_effects, series_weeks, matched)
+
+
+def fired_alerts(store: LocalParquetTableStore) -> tuple[list[FiredAlert], float]:
+    """The alerts complaint_velocity fired, and the series-weeks it watched after the warm-up."""
+    alerts, watched, assessed_days = [], set(), 0
+    for day in store.partition_days(VELOCITY_TABLE):
+        rows = store.read_parts(VELOCITY_TABLE, [day]).select(["label", "dimension", "value", "alert", "status"]).to_pylist()
+        assessed_days += any(row["status"] != "warming_up" for row in rows)
+        for row in rows:
+            if row["status"] not in ("warming_up", "not_alerting"):
+                watched.add((row["label"], row["dimension"], row["value"]))
+            if row["alert"]:
+                alerts.append(FiredAlert(day, row["label"], row["dimension"], row["value"]))
+    return alerts, len(watched) * assessed_days / 7

@@ -1,0 +1,79 @@
+"""velocity_alerts: every new complaint_velocity partition's alerts become dispatch runs, once.
+
+A multi-asset sensor sees every partition materialized since its cursor (a ranged run or backfill
+materializes many at once; an asset sensor would see only the latest). Only alerts on the latest
+`alert_window_days` days page anyone: a backfill's older alerts go on the ledger as recorded.
+"""
+
+
+from datetime import UTC, date, datetime
+
+import dagster as dg
+
+from feedback_assets.alerts.config import load_alerting
+from feedback_assets.alerts.ledger import DispatchLedger
+from feedback_assets.alerts.planning import plan_alerts
+from feedback_assets.dispatch import DISPATCH_JOB_NAME
+from feedback_assets.gold import VELOCITY_KEY
+from resources.table_store import LocalParquetTableStore
+
+# A dispatch run that failed (its step retries spent) is requested again, up to this many runs.
+MAX_DISPATCH_RUNS = 3
+
+
+def utc_today() -> date:
+    return datetime.now(UTC).date()
+
+
+def retry_requests(instance: dg.DagsterInstance) -> list[dg.RunRequest]:
+    """A new run for each breach whose latest dispatch run failed and that has runs to spare.
+
+    `run_key` dedupes forever, failed runs included, so each retry carries its attempt number.
+    """
+    runs = instance.get_runs(filters=dg.RunsFilter(job_name=DISPATCH_JOB_NAME))
+    by_breach: dict[str, list[dg.DagsterRun]] = {}
+    for run in runs:  # newest first
+        if "breach_key" in run.tags:
+            by_breach.setdefault(run.tags["breach_key"], []).append(run)
+    requests = []
+    for breach_key, attempts in sorted(by_breach.items()):
+        latest = attempts[0]
+        if latest.status == dg.DagsterRunStatus.FAILURE and len(attempts) < MAX_DISPATCH_RUNS:
+            requests.append(dg.RunRequest(run_key=f"{breach_key}#attempt{len(attempts) + 1}",
+                                          run_config=latest.run_config, tags=dict(latest.tags)))
+    return requests
+
+
+@dg.multi_asset_sensor(
+    monitored_assets=[VELOCITY_KEY],
+    job_name=DISPATCH_JOB_NAME,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Opens tickets and posts to Slack for new complaint-velocity alerts; backfilled ones are only recorded.",
+)
+def velocity_alerts(context: dg.MultiAssetSensorEvaluationContext, table_store: LocalParquetTableStore):
+    retries = retry_requests(context.instance)
+    records = context.latest_materialization_records_by_partition(VELOCITY_KEY)
+    if not records:
+        return retries or dg.SkipReason("no new complaint_velocity partitions")
+    plans = plan_alerts(table_store, (date.fromisoformat(p) for p in records), utc_today(),
+                        load_alerting().alert_window_days)
+    ledger = DispatchLedger(table_store)
+    requests = []
+    for plan in plans:
+        if not plan.page:
+            ledger.record(plan.series_key, plan.day, "sensor:velocity_alerts",
+                          "older than the alert window when its partition was materialized")
+            continue
+        run_id = records[plan.day.isoformat()].event_log_entry.run_id
+        requests.append(dg.RunRequest(
+            run_key=plan.breach_key,
+            run_config={"ops": {"dispatch_alert": {"config": {"series_key": plan.series_key, "day": plan.day.isoformat(),
+                                                              "velocity_run_id": run_id}}}},
+            tags={"breach_key": plan.breach_key, "series_key": plan.series_key},
+        ))
+    context.advance_all_cursors()
+    recorded = sum(not p.page for p in plans)
+    if not requests and not retries:
+        return dg.SkipReason(f"{len(records)} new partition(s): {recorded} alert(s) recorded, none in the alert window")
+    return requests + retries
