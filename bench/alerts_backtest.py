@@ -61,8 +61,10 @@ def sensor_tick_times(days: int, series: int) -> tuple[float, float, int]:
     from feedback_assets.gold import complaint_velocity
     from feedback_assets.gold_steps import METRICS_TABLE
     from resources.settings import read_settings
+    from resources.slack import SlackNotifierResource
     from resources.spark import local_spark_resource
     from resources.table_store import LocalParquetTableStore
+    from resources.tickets import TicketsResource
     from sensors import velocity as velocity_sensor
 
     rng = random.Random(1)
@@ -82,7 +84,9 @@ def sensor_tick_times(days: int, series: int) -> tuple[float, float, int]:
                                  "mean_sentiment": -0.3, "mean_confidence": 0.8, "orders": 400,
                                  "complaints_per_1k_orders": complaints * 2.5})
             store.write_part(METRICS_TABLE, day, "part-0", pa.Table.from_pylist(rows))
-        resources = {"pyspark": local_spark_resource(read_settings()), "table_store": store}
+        resources = {"pyspark": local_spark_resource(read_settings()), "table_store": store,
+                     "tickets": TicketsResource(ticket_dir=f"{tmp}/tickets"),
+                     "slack": SlackNotifierResource(outbox_path=f"{tmp}/outbox.jsonl")}
         definitions = dg.Definitions(assets=[complaint_velocity], jobs=[dispatch_alerts_job],
                                      sensors=[velocity_sensor.velocity_alerts], resources=resources)
         velocity_sensor.utc_today = lambda: END_DATE + timedelta(days=1)
@@ -110,17 +114,18 @@ def sensor_tick_times(days: int, series: int) -> tuple[float, float, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[7, 11])
+    parser.add_argument("--seeds", type=int, nargs="*", default=[7, 11], help="none: only time the sensor")
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--items-per-day", type=int, default=200)
     parser.add_argument("--series", type=int, default=1500)
     parser.add_argument("--tick-days", type=int, default=365)
     args = parser.parse_args()
 
-    print(f"Backtest: {len(args.seeds)} seed(s), {args.days} days, {args.items_per_day} items/day, local classifier")
-    print("| seed | incidents found | delay (days) per incident | false alerts | per 100 series-weeks | side-effect alerts | pipeline |")
-    print("|---:|---:|---|---:|---:|---:|---:|")
     results = [backtest_seed(seed, args.days, args.items_per_day) for seed in args.seeds]
+    if results:
+        print(f"Backtest: {len(args.seeds)} seed(s), {args.days} days, {args.items_per_day} items/day, local classifier")
+        print("| seed | incidents found | delay (days) per incident | false alerts | per 100 series-weeks | side-effect alerts | pipeline |")
+        print("|---:|---:|---|---:|---:|---:|---:|")
     for result in results:
         score = result["score"]
         delays = ", ".join(f"{k} {'missed' if v is None else v}" for k, v in score.detection_delay.items())

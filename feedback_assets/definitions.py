@@ -10,13 +10,15 @@ from feedback_assets.commerce import commerce_assets
 from feedback_assets.dispatch import dispatch_alerts_job
 from feedback_assets.gold import gold_assets
 from feedback_assets.silver import silver_feedback
+from feedback_assets.themes import feedback_themes
 from partitions import daily_partitions
 from resources.enrichment import EnrichmentResource
 from resources.landing import LandingResource
-from resources.slack import SlackNotifierResource
 from resources.settings import Settings, settings
+from resources.slack import SlackNotifierResource
 from resources.spark import local_spark_resource
 from resources.table_store import LocalParquetTableStore
+from resources.themes import ThemesResource
 from resources.tickets import TicketsResource
 from sensors.landing import INGEST_JOB_NAME, landing_sensor
 from sensors.velocity import velocity_alerts
@@ -41,6 +43,7 @@ def build_resources(config: Settings) -> dict[str, dg.ConfigurableResource]:
         "table_store": table_store,
         "landing": LandingResource(landing_dir=str(config.landing_dir)),
         "enrichment": EnrichmentResource(),
+        "themes": ThemesResource(),
         "tickets": TicketsResource(
             jira_url=_secret("JIRA_URL"), jira_user=_secret("JIRA_USER"), jira_api_token=_secret("JIRA_API_TOKEN"),
             ticket_dir=str(config.feedback_home / "tickets"),
@@ -52,7 +55,7 @@ def build_resources(config: Settings) -> dict[str, dg.ConfigurableResource]:
     }
 
 
-ALL_ASSETS = [*bronze_assets, silver_feedback, *commerce_assets, feedback_classifications, *gold_assets]
+ALL_ASSETS = [*bronze_assets, silver_feedback, *commerce_assets, feedback_classifications, feedback_themes, *gold_assets]
 
 defs = dg.Definitions(
     assets=ALL_ASSETS,

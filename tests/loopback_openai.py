@@ -1,4 +1,4 @@
-"""A loopback HTTP server that speaks the OpenAI Chat Completions contract, for tests.
+"""A loopback HTTP server that speaks the OpenAI Chat Completions (and Embeddings) contract, for tests.
 
 `LoopbackOpenAI` listens on ``127.0.0.1`` (an ephemeral port) in a daemon thread and answers
 ``POST /v1/chat/completions`` (OpenAI) and
@@ -14,6 +14,18 @@ enough for the official ``openai`` SDK clients (``OpenAI``, ``AsyncOpenAI``, ``A
 The server knows nothing about the domain: the assistant message content comes from a pluggable
 ``responder(request_json) -> str``. The default, `echo_schema_responder`, returns a minimal JSON
 instance of the request's ``response_format.json_schema.schema``.
+
+Embeddings: ``POST /v1/embeddings`` and ``POST /openai/deployments/{deployment}/embeddings`` answer
+with one vector per input from a pluggable ``embedder(text) -> list[float]`` (default
+`bag_of_words_embedding`: texts that share words are alike), as floats or base64 as the request's
+``encoding_format`` asks. They are counted in ``embedding_calls`` (not ``calls``), logged in
+``requests``, bypass the chat fault schedule and the RPM/TPM limiter, and take their own fault
+schedule ``embedding_faults`` ("ok", "429", "500", "503")::
+
+    with LoopbackOpenAI(embedding_faults=["429"]) as server:
+        client = OpenAI(api_key=server.api_key, base_url=server.base_url)
+        vectors = client.embeddings.create(model="text-embedding-3-small", input=["a", "b"])
+        assert server.embedding_calls == 1 and len(vectors.data) == 2
 
 Token accounting is an estimate, not a tokenizer: **tokens = len(text) // 4**.
 
@@ -32,13 +44,16 @@ probability ``fault_rate``, else ``"ok"``) → ``latency_s`` sleep → forced fa
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 import json
 import math
 import os
 import random
 import re
 import socket
+import struct
 import threading
 import time
 import uuid
@@ -53,10 +68,13 @@ from urllib.parse import parse_qs, urlsplit
 __all__ = [
     "DEFAULT_API_KEY",
     "DEFAULT_FAULT_KINDS",
+    "EMBEDDING_FAULT_KINDS",
     "FAULT_KINDS",
     "MALFORMED_CONTENT",
+    "Embedder",
     "LoopbackOpenAI",
     "Responder",
+    "bag_of_words_embedding",
     "echo_schema_responder",
     "estimate_tokens",
     "minimal_json_instance",
@@ -65,14 +83,20 @@ __all__ = [
 Responder = Callable[[dict[str, Any]], str]
 """Given the parsed request JSON, return the assistant message content."""
 
+Embedder = Callable[[str], Sequence[float]]
+"""Given one input text, return its embedding vector."""
+
 DEFAULT_API_KEY = "sk-loopback-test"
 FAULT_KINDS: frozenset[str] = frozenset({"ok", "500", "503", "timeout", "malformed", "truncated", "429"})
 DEFAULT_FAULT_KINDS: tuple[str, ...] = ("500", "503", "429", "malformed", "truncated")
+EMBEDDING_FAULT_KINDS: frozenset[str] = frozenset({"ok", "500", "503", "429"})
 MALFORMED_CONTENT = "{not json"
 REDACTED_HEADERS = frozenset({"authorization", "api-key"})
 
 _OPENAI_PATH = "/v1/chat/completions"
 _AZURE_PATH = re.compile(r"^/openai/deployments/(?P<deployment>[^/]+)/chat/completions$")
+_OPENAI_EMBEDDINGS_PATH = "/v1/embeddings"
+_AZURE_EMBEDDINGS_PATH = re.compile(r"^/openai/deployments/(?P<deployment>[^/]+)/embeddings$")
 
 
 # --------------------------------------------------------------------------------------------
@@ -236,6 +260,15 @@ def echo_schema_responder(request: Mapping[str, Any]) -> str:
     return "ok"
 
 
+def bag_of_words_embedding(text: str, dimensions: int = 64) -> list[float]:
+    """A deterministic stand-in for an embedding: hashed lower-case word counts at unit length."""
+    vector = [0.0] * dimensions
+    for word in re.findall(r"\w+", text.lower()):
+        vector[int(hashlib.sha256(word.encode()).hexdigest(), 16) % dimensions] += 1.0
+    norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+    return [v / norm for v in vector]
+
+
 # --------------------------------------------------------------------------------------------
 # HTTP plumbing
 # --------------------------------------------------------------------------------------------
@@ -360,6 +393,14 @@ def _check_faults(kinds: Iterable[str]) -> list[str]:
     return kinds
 
 
+def _check_embedding_faults(kinds: Iterable[str]) -> list[str]:
+    kinds = [str(kind) for kind in kinds]
+    unknown = sorted(set(kinds) - EMBEDDING_FAULT_KINDS)
+    if unknown:
+        raise ValueError(f"unknown embedding fault kind(s) {unknown}; expected some of {sorted(EMBEDDING_FAULT_KINDS)}")
+    return kinds
+
+
 def _check_optional_limit(name: str, value: int | None) -> int | None:
     if value is not None and value < 0:
         raise ValueError(f"{name} must be >= 0 or None, got {value}")
@@ -383,6 +424,8 @@ class LoopbackOpenAI:
         fault_rate: probability of a random fault (drawn from ``fault_kinds``) once the
             schedule is exhausted; uses ``random.Random(seed)``.
         timeout_sleep_s: how long a "timeout" fault stalls before answering normally.
+        embedder: builds the vector of one embeddings input (default `bag_of_words_embedding`).
+        embedding_faults: a schedule consumed one entry per embeddings request, in order.
 
     Every setting except ``rate_window_s``/``seed`` is a thread-safe property that may be changed
     while the server runs. Use as a context manager, or call `start` / `close`.
@@ -402,6 +445,8 @@ class LoopbackOpenAI:
         fault_kinds: Sequence[str] = DEFAULT_FAULT_KINDS,
         seed: int = 0,
         timeout_sleep_s: float = 5.0,
+        embedder: Embedder | None = None,
+        embedding_faults: Sequence[str] = (),
     ) -> None:
         self._lock = threading.RLock()
         self._stop = threading.Event()
@@ -418,9 +463,12 @@ class LoopbackOpenAI:
             raise ValueError("fault_kinds must not be empty")
         self._rng = random.Random(seed)
         self._timeout_sleep_s = float(timeout_sleep_s)
+        self._embedder: Embedder = embedder or bag_of_words_embedding
+        self._embedding_faults: deque[str] = deque(_check_embedding_faults(embedding_faults))
 
         self._requests: list[dict[str, Any]] = []
         self._calls = 0
+        self._embedding_calls = 0
         self._request_times: deque[float] = deque()
         self._token_charges: deque[tuple[float, int]] = deque()
         self._previous_first_message: str | None = None
@@ -598,6 +646,18 @@ class LoopbackOpenAI:
         with self._lock:
             self._timeout_sleep_s = float(value)
 
+    @property
+    def embedding_faults(self) -> list[str]:
+        """The remaining embeddings fault schedule (a copy); assigning replaces it."""
+        with self._lock:
+            return list(self._embedding_faults)
+
+    @embedding_faults.setter
+    def embedding_faults(self, value: Iterable[str]) -> None:
+        kinds = _check_embedding_faults(value)
+        with self._lock:
+            self._embedding_faults = deque(kinds)
+
     # ---- observations ----------------------------------------------------------------------
 
     @property
@@ -619,11 +679,18 @@ class LoopbackOpenAI:
         with self._lock:
             return self._calls
 
+    @property
+    def embedding_calls(self) -> int:
+        """Embeddings requests answered with 200."""
+        with self._lock:
+            return self._embedding_calls
+
     def clear_requests(self) -> None:
-        """Empty the request log and reset `calls` (limits, schedule and cache state are kept)."""
+        """Empty the request log and reset `calls` and `embedding_calls` (limits, schedules and cache state are kept)."""
         with self._lock:
             self._requests.clear()
             self._calls = 0
+            self._embedding_calls = 0
 
     # ---- internals -------------------------------------------------------------------------
 
@@ -658,8 +725,11 @@ class LoopbackOpenAI:
         with self._lock:
             self._requests.append(entry)
 
+        path = urlsplit(handler.path).path
+        embeddings = path == _OPENAI_EMBEDDINGS_PATH or _AZURE_EMBEDDINGS_PATH.match(path) is not None
+        route = self._embeddings if embeddings else self._chat_completion
         try:
-            status, body, extra_headers = self._chat_completion(handler.command, handler.path, headers, raw_body, entry)
+            status, body, extra_headers = route(handler.command, handler.path, headers, raw_body, entry)
         except _Reply as reply:
             status, body, extra_headers = reply.status, reply.body, reply.headers
         except _Abort:
@@ -669,9 +739,62 @@ class LoopbackOpenAI:
         extra_headers.setdefault("x-request-id", f"req_{uuid.uuid4().hex}")
         with self._lock:
             entry["status"] = status
-            if status == 200:
+            if status == 200 and embeddings:
+                self._embedding_calls += 1
+            elif status == 200:
                 self._calls += 1
         handler.send_json(status, body, extra_headers)
+
+    def _embeddings(
+        self, method: str, raw_path: str, headers: Mapping[str, str], raw_body: bytes, entry: dict[str, Any]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        url = urlsplit(raw_path)
+        azure = _AZURE_EMBEDDINGS_PATH.match(url.path)
+        if method != "POST":
+            raise _Reply(405, _error_body(f"Method {method} not allowed", "invalid_request_error", None))
+        self._check_auth(headers, azure=azure is not None)
+        if azure is not None and not parse_qs(url.query).get("api-version"):
+            raise _Reply(404, {"error": {"code": "404", "message": "Resource not found"}})
+        try:
+            request = json.loads(raw_body or b"null")
+        except ValueError as exc:
+            raise _Reply(400, _error_body(f"Invalid JSON body: {exc}", "invalid_request_error", None)) from None
+        if not isinstance(request, dict):
+            raise _Reply(400, _error_body("The body must be a JSON object", "invalid_request_error", None))
+        inputs = request.get("input")
+        inputs = [inputs] if isinstance(inputs, str) else inputs
+        if not isinstance(inputs, list) or not inputs or not all(isinstance(i, str) and i for i in inputs):
+            message = "'input' must be a non-empty string or a non-empty array of non-empty strings"
+            raise _Reply(400, _error_body(message, "invalid_request_error", None, "input"))
+        if not request.get("model") and azure is None:
+            raise _Reply(400, _error_body("you must provide a model parameter", "invalid_request_error", None, "model"))
+        encoding = request.get("encoding_format") or "float"
+        if encoding not in ("float", "base64"):
+            raise _Reply(400, _error_body(f"Invalid encoding_format {encoding!r}", "invalid_request_error", None,
+                                          "encoding_format"))
+
+        with self._lock:
+            fault = self._embedding_faults.popleft() if self._embedding_faults else "ok"
+            entry["fault"] = fault
+        if fault == "429":
+            raise _Reply(429, _error_body("Rate limit reached (injected fault). Please try again in 1s.",
+                                          "rate_limit_error", "rate_limit_exceeded"), {"Retry-After": "1"})
+        if fault in ("500", "503"):
+            raise _Reply(int(fault), _error_body("The server had an error while processing your request.",
+                                                 "server_error", None))
+
+        with self._lock:
+            embedder = self._embedder
+        data = []
+        for index, text in enumerate(inputs):
+            vector = [float(v) for v in embedder(text)]
+            encoded = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode() if encoding == "base64" else vector
+            data.append({"object": "embedding", "index": index, "embedding": encoded})
+        tokens = sum(estimate_tokens(text) for text in inputs)
+        model = str(request.get("model") or (azure.group("deployment") if azure else ""))
+        body = {"object": "list", "data": data, "model": model,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+        return 200, body, {"openai-processing-ms": "1"}
 
     def _chat_completion(
         self, method: str, raw_path: str, headers: Mapping[str, str], raw_body: bytes, entry: dict[str, Any]

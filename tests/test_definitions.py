@@ -14,7 +14,8 @@ EXPECTED_ASSETS = {
     "bronze": {f"bronze_{c}" for c in ["product_reviews", "support_tickets", "surveys", "app_store_reviews",
                                        "return_reasons", "marketplace_messages"]},
     "silver": {"silver_feedback", "silver_rejects", "orders", "returns_refunds", "sku_catalog"},
-    "enrichment": {"feedback_classifications", "triage_queue", "classification_dead_letters"},
+    "enrichment": {"feedback_classifications", "triage_queue", "classification_dead_letters", "feedback_themes"},
+    "gold": {"issue_daily_metrics", "complaint_velocity", "issue_priorities"},
 }
 
 
@@ -58,6 +59,40 @@ def test_classification_checks_guard_accounting_drift_and_review_load():
     assert {spec.name: spec.blocking for spec in specs} == {
         "every_item_accounted_for": True, "label_mix_stable": False, "review_share": False,
     }
+
+
+def test_velocity_reads_its_baselines_through_a_trailing_partition_mapping():
+    graph = defs.resolve_asset_graph()
+    mapping = graph.get_partition_mapping(dg.AssetKey("complaint_velocity"), dg.AssetKey("issue_daily_metrics"))
+    assert isinstance(mapping, dg.TimeWindowPartitionMapping) and mapping.start_offset <= -28 and mapping.end_offset == 0
+    specs = defs.get_assets_def("complaint_velocity").check_specs
+    assert {spec.name: spec.blocking for spec in specs} == {"every_series_day_assessed": True}
+
+
+def test_the_velocity_sensor_runs_by_default_and_targets_the_dispatch_job():
+    sensor = defs.resolve_sensor_def("velocity_alerts")
+    assert isinstance(sensor, dg.MultiAssetSensorDefinition)
+    assert sensor.job_name == "dispatch_alerts" and sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert defs.resolve_sensor_def("landing_sensor").default_status == dg.DefaultSensorStatus.STOPPED
+
+
+def test_real_sinks_are_switched_on_by_environment_and_only_as_env_vars(monkeypatch):
+    from feedback_assets.definitions import build_resources
+    from resources.settings import read_settings
+
+    for name in ("JIRA_URL", "JIRA_USER", "JIRA_API_TOKEN", "SLACK_BOT_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    local = build_resources(read_settings())
+    assert local["tickets"].sink().name == "local" and local["slack"].sink().name == "outbox"
+    monkeypatch.setenv("JIRA_URL", "https://example.atlassian.net")
+    monkeypatch.setenv("JIRA_USER", "bot@example.com")
+    monkeypatch.setenv("JIRA_API_TOKEN", "secret-token")
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-secret")
+    configured = build_resources(read_settings())
+    assert isinstance(configured["tickets"].jira_api_token, dg.EnvVar)
+    assert isinstance(configured["slack"].bot_token, dg.EnvVar)
+    assert configured["slack"].process_config_and_initialize().sink().name == "slack"
+    assert "secret-token" not in repr(configured["tickets"])
 
 
 def ledger_entry(sha: str, channel: str, days: list[str], registered: float, status: str = "registered") -> dict:
