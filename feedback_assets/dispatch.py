@@ -6,7 +6,7 @@ from datetime import date
 import dagster as dg
 
 from feedback_assets.alerts.dispatch import Dispatcher
-from feedback_assets.alerts.evidence import AlertContext, build_alert
+from feedback_assets.alerts.evidence import AlertContext, VelocityRowMissing, build_alert
 from feedback_assets.alerts.ledger import DispatchLedger
 from resources.slack import SlackNotifierResource
 from resources.table_store import LocalParquetTableStore
@@ -33,7 +33,7 @@ def dispatch_alert(context: dg.OpExecutionContext, config: BreachConfig, table_s
     try:
         alert = build_alert(table_store, config.series_key, date.fromisoformat(config.day),
                             alert_context(config.velocity_run_id or context.run_id))
-    except LookupError as missing:
+    except VelocityRowMissing as missing:
         # Retrying cannot make a missing velocity row appear; say what to do instead.
         raise dg.Failure(str(missing), allow_retries=False) from missing
     dispatcher = Dispatcher(DispatchLedger(table_store), tickets.sink(), slack.sink(), context.run_id, context.log.info)

@@ -9,6 +9,7 @@ from feedback_assets.classifications import CLASSIFICATIONS_KEY
 from feedback_assets.gold_steps import run_issue_metrics, run_priorities, run_velocity
 from feedback_assets.metadata import markdown_table, window_metadata, window_of
 from feedback_assets.silver import SILVER_FEEDBACK_KEY
+from feedback_assets.themes import feedback_themes
 from feedback_assets.transforms.priority import load_priority
 from resources.table_store import LocalParquetTableStore
 
@@ -18,6 +19,10 @@ PRIORITIES_KEY = dg.AssetKey("issue_priorities")
 
 _GOLD = {"group_name": "gold", "kinds": {"spark", "parquet"}, "owners": ["team:voice-of-customer"],
          "tags": {"layer": "gold"}, "freshness_policy": DAILY_BY_SIX_UTC, **DAILY_RANGED}
+
+
+_ISSUE_DAYS = load_priority().window_days + load_priority().baseline_days - 1
+_COMMERCE_DAYS = load_priority().baseline_days - 1
 
 
 def _trailing(days: int) -> dg.TimeWindowPartitionMapping:
@@ -45,7 +50,9 @@ def issue_daily_metrics(context: dg.AssetExecutionContext, pyspark: PySparkResou
 
 @dg.asset(
     key=VELOCITY_KEY,
-    deps=[dg.AssetDep(METRICS_KEY, partition_mapping=_trailing(load_alerting().lookback_days))],
+    # Priorities and themes are not read here, but alerts fire when velocity lands: their evidence must be ready.
+    deps=[dg.AssetDep(METRICS_KEY, partition_mapping=_trailing(load_alerting().lookback_days)), PRIORITIES_KEY,
+          feedback_themes.key],
     check_specs=[dg.AssetCheckSpec("every_series_day_assessed", asset=VELOCITY_KEY, blocking=True,
                                    description="Each metrics row of the window has exactly one velocity row.")],
     **_GOLD,
@@ -70,9 +77,10 @@ def complaint_velocity(context: dg.AssetExecutionContext, pyspark: PySparkResour
 
 @dg.asset(
     key=PRIORITIES_KEY,
-    deps=[dg.AssetDep(CLASSIFICATIONS_KEY, partition_mapping=_trailing(34)),
-          dg.AssetDep("orders", partition_mapping=_trailing(27)),
-          dg.AssetDep("returns_refunds", partition_mapping=_trailing(27)), "sku_catalog"],
+    deps=[dg.AssetDep(CLASSIFICATIONS_KEY, partition_mapping=_trailing(_ISSUE_DAYS)),
+          dg.AssetDep(SILVER_FEEDBACK_KEY, partition_mapping=_trailing(_ISSUE_DAYS)),
+          dg.AssetDep("orders", partition_mapping=_trailing(_COMMERCE_DAYS)),
+          dg.AssetDep("returns_refunds", partition_mapping=_trailing(_COMMERCE_DAYS)), "sku_catalog"],
     **_GOLD,
 )
 def issue_priorities(context: dg.AssetExecutionContext, pyspark: PySparkResource,

@@ -14,6 +14,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from feedback_assets.alerts.config import AlertingConfig
+from feedback_assets.alerts.model import breach_key_of, series_key_of
+from feedback_assets.enrichment.step import CLASSIFICATIONS_TABLE
 from feedback_assets.schemas import (
     COMPLAINT_VELOCITY,
     FEEDBACK_CLASSIFICATIONS,
@@ -22,6 +24,7 @@ from feedback_assets.schemas import (
     ORDERS,
     RETURNS_REFUNDS,
     SILVER_FEEDBACK,
+    SKU_CATALOG,
 )
 from feedback_assets.steps import DayWindow
 from feedback_assets.transforms import gold
@@ -29,7 +32,6 @@ from feedback_assets.transforms.priority import IssueSignals, PriorityConfig, co
 from feedback_assets.transforms.velocity import series_days
 from resources.table_store import TableStore
 
-CLASSIFICATIONS_TABLE = "enrichment.feedback_classifications"
 METRICS_TABLE = "gold.issue_daily_metrics"
 VELOCITY_TABLE = "gold.complaint_velocity"
 PRIORITIES_TABLE = "gold.issue_priorities"
@@ -82,6 +84,12 @@ def run_velocity(spark: SparkSession, store: TableStore, window: DayWindow, conf
         "feedback_date", "label", "domain", "dimension", "value", "complaints", "orders").collect()
     series: dict[tuple[str, str, str], dict[date, int]] = defaultdict(dict)
     orders: dict[tuple[str, str, str], dict[date, int]] = defaultdict(dict)
+    decided_days = [d for d in store.partition_days(VELOCITY_TABLE) if lookback_start <= d < window.start]
+    decided_alerts: dict[str, set[date]] = defaultdict(set)
+    if decided_days:
+        stored = store.read(spark, VELOCITY_TABLE, COMPLAINT_VELOCITY, decided_days[0], decided_days[-1])
+        for row in stored.where(F.col("alert")).select("series_key", "feedback_date").collect():
+            decided_alerts[row["series_key"]].add(row["feedback_date"])
     domains: dict[str, str] = {}
     for row in metrics:
         key = (row["label"], row["dimension"], row["value"])
@@ -92,9 +100,10 @@ def run_velocity(spark: SparkSession, store: TableStore, window: DayWindow, conf
     rows = []
     for (label, dimension, value), counts in sorted(series.items()):
         thresholds = config.thresholds_for(label, dimension)
-        for day in series_days(counts, data_days, window.days, thresholds, orders.get((label, dimension, value))):
+        series_key = series_key_of(label, dimension, value)
+        for day in series_days(counts, data_days, window.days, thresholds, orders.get((label, dimension, value)),
+                               decided_days, decided_alerts.get(series_key, ())):
             point, alerting = day.point, config.alerts_on(label)
-            series_key = f"{label}:{dimension}={value}"
             rows.append({
                 "series_key": series_key, "label": label, "domain": domains[label], "dimension": dimension,
                 "value": value, "complaints": point.count, "complaints_7d": day.count_7d,
@@ -102,7 +111,7 @@ def run_velocity(spark: SparkSession, store: TableStore, window: DayWindow, conf
                 "complaints_per_1k_orders": point.per_1k_orders, "ma7": point.ma7, "ma28": point.ma28,
                 "lift": point.lift, "p_value": point.p_value, "breach": point.breach,
                 "alert": day.alert and alerting, "status": day.status if alerting else "not_alerting",
-                "breach_key": f"{series_key}@{day.day.isoformat()}" if point.breach else None,
+                "breach_key": breach_key_of(series_key, day.day) if point.breach else None,
                 "min_count": thresholds.min_count, "min_lift": thresholds.min_lift, "alpha": thresholds.alpha,
                 "feedback_date": day.day,
             })
@@ -130,6 +139,8 @@ def run_priorities(spark: SparkSession, store: TableStore, window: DayWindow, co
     issues = read_issue_items(spark, store, history_start, window.end).where(F.col("label") != "praise_no_issue")
     orders = store.read(spark, "silver.orders", ORDERS, commerce_start, window.end)
     returns = store.read(spark, "silver.returns_refunds", RETURNS_REFUNDS, commerce_start, window.end)
+    prices = store.read(spark, "silver.sku_catalog", SKU_CATALOG, window.start, window.end).select(
+        F.col("feedback_date").alias("day"), "sku", "price")
     days = spark.createDataFrame([(d,) for d in window.days], "day date")
 
     def trailing(frame: DataFrame, first: int, last: int, column: str = "feedback_date") -> DataFrame:
@@ -148,16 +159,18 @@ def run_priorities(spark: SparkSession, store: TableStore, window: DayWindow, co
     baseline = trailing(issues, span + config.baseline_days - 1, span).groupBy(*keys).agg(
         (F.countDistinct("feedback_id") * span / config.baseline_days).alias("baseline_weekly_mean"))
     revenue = trailing(orders, config.baseline_days - 1, 0).groupBy("day", "sku").agg(
-        F.sum("revenue").alias("sku_revenue"), F.countDistinct("order_id").alias("sku_orders"),
-        (F.sum("revenue") / F.sum("quantity")).alias("revenue_per_unit"))
+        F.sum("revenue").alias("sku_revenue"), F.countDistinct("order_id").alias("sku_orders"))
     total_revenue = trailing(orders, config.baseline_days - 1, 0).groupBy("day").agg(F.sum("revenue").alias("all_revenue"))
     returned = trailing(returns, config.baseline_days - 1, 0).groupBy("day", "sku").agg(
         F.countDistinct("return_id").alias("sku_returns"))
     tiers = {r["customer_key"]: r["customer_tier"] for r in orders.where(F.col("customer_key").isNotNull())
              .groupBy("customer_key").agg(F.max_by("customer_tier", "ordered_at").alias("customer_tier")).collect()}
+    # Complaints without a SKU or region are an issue of their own: match their baseline null-safely.
+    with_baseline = current.join(baseline, [current[k].eqNullSafe(baseline[k]) for k in keys], "left").drop(
+        *[baseline[k] for k in keys])
     joined = (
-        current.join(baseline, keys, "left")
-        .join(revenue, ["day", "sku"], "left").join(total_revenue, ["day"], "left").join(returned, ["day", "sku"], "left")
+        with_baseline.join(revenue, ["day", "sku"], "left").join(total_revenue, ["day"], "left")
+        .join(returned, ["day", "sku"], "left").join(prices, ["day", "sku"], "left")
         .collect()
     )
     rows = []
@@ -180,7 +193,7 @@ def run_priorities(spark: SparkSession, store: TableStore, window: DayWindow, co
             "churn_share": signals.churn_share, "revenue_share": round(signals.revenue_share, 6),
             "return_rate": round(signals.return_rate, 4), "high_value_share": round(signals.high_value_share, 4),
             "mean_confidence": signals.mean_confidence,
-            "revenue_at_risk": round(signals.complaints * (row["revenue_per_unit"] or 0.0), 2),
+            "revenue_at_risk": round(signals.complaints * (row["price"] or 0.0), 2),
             "components": {k: round(v, 4) for k, v in parts.items()}, "weights_version": config.version,
             "feedback_date": row["day"],
         })

@@ -6,12 +6,12 @@ materializes many at once; an asset sensor would see only the latest). Only aler
 """
 
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
 from feedback_assets.alerts.config import load_alerting
-from feedback_assets.alerts.ledger import DispatchLedger
+from feedback_assets.alerts.ledger import CREATED, PENDING, DispatchLedger
 from feedback_assets.alerts.planning import plan_alerts
 from feedback_assets.dispatch import DISPATCH_JOB_NAME
 from feedback_assets.gold import VELOCITY_KEY
@@ -19,14 +19,12 @@ from resources.table_store import LocalParquetTableStore
 
 # A dispatch run that failed (its step retries spent) is requested again, up to this many runs.
 MAX_DISPATCH_RUNS = 3
+# A ledger row left pending or created this long means its run died without failing (a killed worker).
+STUCK_AFTER = timedelta(minutes=30)
 
 
-def utc_today() -> date:
-    return datetime.now(UTC).date()
-
-
-def retry_requests(instance: dg.DagsterInstance) -> list[dg.RunRequest]:
-    """A new run for each breach whose latest dispatch run failed and that has runs to spare.
+def retry_requests(instance: dg.DagsterInstance, ledger: DispatchLedger, now: datetime | None = None) -> list[dg.RunRequest]:
+    """A new run for each breach whose latest dispatch run failed, or died leaving its ledger row stuck.
 
     `run_key` dedupes forever, failed runs included, so each retry carries its attempt number.
     """
@@ -35,10 +33,14 @@ def retry_requests(instance: dg.DagsterInstance) -> list[dg.RunRequest]:
     for run in runs:  # newest first
         if "breach_key" in run.tags:
             by_breach.setdefault(run.tags["breach_key"], []).append(run)
+    stale_before = (now or datetime.now(UTC)) - STUCK_AFTER
+    stuck = {e.breach_key for e in ledger.entries()
+             if e.status in (PENDING, CREATED) and e.updated_at and datetime.fromisoformat(e.updated_at) < stale_before}
     requests = []
     for breach_key, attempts in sorted(by_breach.items()):
         latest = attempts[0]
-        if latest.status == dg.DagsterRunStatus.FAILURE and len(attempts) < MAX_DISPATCH_RUNS:
+        retry = latest.status == dg.DagsterRunStatus.FAILURE or (breach_key in stuck and not latest.is_finished)
+        if retry and len(attempts) < MAX_DISPATCH_RUNS:
             requests.append(dg.RunRequest(run_key=f"{breach_key}#attempt{len(attempts) + 1}",
                                           run_config=latest.run_config, tags=dict(latest.tags)))
     return requests
@@ -52,13 +54,13 @@ def retry_requests(instance: dg.DagsterInstance) -> list[dg.RunRequest]:
     description="Opens tickets and posts to Slack for new complaint-velocity alerts; backfilled ones are only recorded.",
 )
 def velocity_alerts(context: dg.MultiAssetSensorEvaluationContext, table_store: LocalParquetTableStore):
-    retries = retry_requests(context.instance)
+    ledger = DispatchLedger(table_store)
+    retries = retry_requests(context.instance, ledger)
     records = context.latest_materialization_records_by_partition(VELOCITY_KEY)
     if not records:
         return retries or dg.SkipReason("no new complaint_velocity partitions")
-    plans = plan_alerts(table_store, (date.fromisoformat(p) for p in records), utc_today(),
-                        load_alerting().alert_window_days)
-    ledger = DispatchLedger(table_store)
+    computed_on = {date.fromisoformat(p): datetime.fromtimestamp(r.timestamp, UTC).date() for p, r in records.items()}
+    plans = plan_alerts(table_store, computed_on, load_alerting().alert_window_days)
     requests = []
     for plan in plans:
         if not plan.page:
@@ -72,7 +74,9 @@ def velocity_alerts(context: dg.MultiAssetSensorEvaluationContext, table_store: 
                                                               "velocity_run_id": run_id}}}},
             tags={"breach_key": plan.breach_key, "series_key": plan.series_key},
         ))
-    context.advance_all_cursors()
+    # Only the records read above: a partition materialized during this tick waits for the next one.
+    for record in records.values():
+        context.advance_cursor({VELOCITY_KEY: record})
     recorded = sum(not p.page for p in plans)
     if not requests and not retries:
         return dg.SkipReason(f"{len(records)} new partition(s): {recorded} alert(s) recorded, none in the alert window")

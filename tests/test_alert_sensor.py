@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import pyarrow as pa
@@ -10,15 +10,17 @@ import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from feedback_assets.alerts.ledger import POSTED, RECORDED, DispatchLedger
+from feedback_assets.alerts.planning import plan_alerts
 from feedback_assets.dispatch import dispatch_alerts_job
 from feedback_assets.gold import complaint_velocity
-from feedback_assets.gold_steps import METRICS_TABLE
+from feedback_assets.gold_steps import METRICS_TABLE, VELOCITY_TABLE
 from resources.slack import SlackNotifierResource
 from resources.spark import local_spark_resource
 from resources.tickets import TicketsResource
 from sensors import velocity as velocity_sensor
 
-START = date(2026, 10, 1)
+# The sensor pages by the date a partition was computed, so the test's days end yesterday.
+START = datetime.now(UTC).date() - timedelta(days=40)
 DAYS = [START + timedelta(days=k) for k in range(40)]
 OLD_SPIKE, RECENT_SPIKE = DAYS[30], DAYS[38]
 
@@ -60,8 +62,7 @@ def _tick(instance, resources, cursor=None):
     return context, velocity_sensor.velocity_alerts(context)
 
 
-def test_a_backfill_pages_only_recent_alerts_records_the_rest_and_a_retick_requests_nothing(resources, store, monkeypatch):
-    monkeypatch.setattr(velocity_sensor, "utc_today", lambda: DAYS[-1] + timedelta(days=1))
+def test_a_backfill_pages_only_recent_alerts_records_the_rest_and_a_retick_requests_nothing(resources, store):
     _write_metrics(store, DAYS)
     with dg.instance_for_test() as instance:
         _materialize_velocity(instance, resources, DAYS[0], DAYS[-1])
@@ -84,8 +85,7 @@ def test_a_backfill_pages_only_recent_alerts_records_the_rest_and_a_retick_reque
         assert len(resources["slack"].sink().messages()) == 1
 
 
-def test_several_new_partitions_in_one_tick_are_all_seen(resources, store, monkeypatch):
-    monkeypatch.setattr(velocity_sensor, "utc_today", lambda: DAYS[-1] + timedelta(days=1))
+def test_several_new_partitions_in_one_tick_are_all_seen(resources, store):
     _write_metrics(store, DAYS)
     with dg.instance_for_test() as instance:
         _materialize_velocity(instance, resources, DAYS[0], DAYS[35])
@@ -96,7 +96,17 @@ def test_several_new_partitions_in_one_tick_are_all_seen(resources, store, monke
         assert [r.run_key for r in result] == [f"poor_materials_or_durability:sku=JKT-1042@{RECENT_SPIKE}"]
 
 
-def test_a_failed_dispatch_run_is_requested_again_with_its_attempt_in_the_run_key(resources, store, monkeypatch):
+def test_a_day_computed_on_time_pages_even_when_the_sensor_ticks_late(store):
+    day = date(2026, 11, 20)
+    store.write_part(VELOCITY_TABLE, day, "part-0", pa.Table.from_pylist(
+        [{"series_key": "defect_or_damage:sku=ELC-2207", "alert": True}, {"series_key": "x:sku=Y", "alert": False}]))
+    on_time = plan_alerts(store, {day: day + timedelta(days=1)}, window_days=2)
+    backfilled = plan_alerts(store, {day: day + timedelta(days=30)}, window_days=2)
+    assert [(p.breach_key, p.page) for p in on_time] == [("defect_or_damage:sku=ELC-2207@2026-11-20", True)]
+    assert [p.page for p in backfilled] == [False]
+
+
+def test_a_failed_dispatch_run_is_requested_again_with_its_attempt_in_the_run_key(resources, store):
     breach_key = "defect_or_damage:sku=ELC-2207@2026-10-05"
     config = {"ops": {"dispatch_alert": {"config": {"series_key": "defect_or_damage:sku=ELC-2207", "day": "2026-10-05"}}}}
     with dg.instance_for_test() as instance:
@@ -104,8 +114,25 @@ def test_a_failed_dispatch_run_is_requested_again_with_its_attempt_in_the_run_ke
                                                         tags={"breach_key": breach_key}, raise_on_error=False)
         assert not failed.success
         assert "materialize complaint_velocity first" in str(failed.failure_data_for_node("dispatch_alert").error.message)
-        assert [r.run_key for r in velocity_sensor.retry_requests(instance)] == [f"{breach_key}#attempt2"]
+        ledger = DispatchLedger(store)
+        assert [r.run_key for r in velocity_sensor.retry_requests(instance, ledger)] == [f"{breach_key}#attempt2"]
         for _ in range(2):
             dispatch_alerts_job.execute_in_process(run_config=config, instance=instance, resources=resources,
                                                    tags={"breach_key": breach_key}, raise_on_error=False)
-        assert velocity_sensor.retry_requests(instance) == []
+        assert velocity_sensor.retry_requests(instance, ledger) == []
+
+
+def test_a_run_that_died_mid_dispatch_is_requested_again_once_its_ledger_row_goes_stale(store):
+    from feedback_assets.alerts.ledger import LedgerEntry
+
+    breach_key = "defect_or_damage:sku=ELC-2207@2026-10-05"
+    with dg.instance_for_test() as instance:
+        run = instance.create_run_for_job(dispatch_alerts_job, run_config={"ops": {"dispatch_alert": {"config": {
+            "series_key": "defect_or_damage:sku=ELC-2207", "day": "2026-10-05"}}}}, tags={"breach_key": breach_key})
+        instance.handle_run_event(run.run_id, dg.DagsterEvent(
+            event_type_value="PIPELINE_START", job_name=run.job_name))
+        ledger = DispatchLedger(store)
+        ledger.put(LedgerEntry(breach_key, "defect_or_damage:sku=ELC-2207", date(2026, 10, 5), "created", attempts=1))
+        assert velocity_sensor.retry_requests(instance, ledger) == []
+        later = datetime.now(UTC) + timedelta(hours=1)
+        assert [r.run_key for r in velocity_sensor.retry_requests(instance, ledger, now=later)] == [f"{breach_key}#attempt2"]

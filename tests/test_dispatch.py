@@ -71,7 +71,7 @@ def test_a_crash_between_create_and_ledger_adopts_the_ticket_instead_of_opening_
     alert = make_alert()
     with pytest.raises(Crash):
         _dispatcher(ledger, tickets, slack).dispatch(alert)
-    assert ledger.get(alert.breach_key).create_attempted
+    assert ledger.get(alert.breach_key).create_attempted_at is not None
     retried = _dispatcher(ledger, tickets, slack, "run-2").dispatch(alert)
     assert retried.ticket_action == "created" and len(tickets.tickets()) == 1 and len(slack.messages()) == 1
     assert ledger.get(alert.breach_key).attempts == 2
@@ -147,3 +147,33 @@ def test_against_jira_and_slack_a_lost_create_answer_and_a_rate_limit_still_give
         posts = [r for r in slack_api.requests if r["path"].endswith("chat.postMessage")]
         assert [r["status"] for r in posts] == [429, 200]
         assert ledger.get(alert.breach_key).ticket_key == jira.issues[0]["key"]
+
+
+def test_a_lost_create_that_search_cannot_see_yet_fails_the_attempt_instead_of_opening_a_twin(ledger):
+    from feedback_assets.alerts.dispatch import TicketOutcomeUnknown
+    from resources.tickets import JiraTicketSink
+    from tests.loopback_jira import LoopbackJira
+
+    alert = make_alert()
+    with LoopbackJira() as jira:
+        tickets = JiraTicketSink(jira.url, jira.user, jira.api_token, max_retry_delay=0)
+        slack = SlackOutbox(ledger.store.location("outbox") / "outbox.jsonl")
+        jira.search_lag = 5
+        jira.add_fault("fail_after_create", status=500)
+        with pytest.raises(Exception, match="500"):
+            _dispatcher(ledger, tickets, slack).dispatch(alert)
+        with pytest.raises(TicketOutcomeUnknown, match="duplicate"):
+            _dispatcher(ledger, tickets, slack, "run-2").dispatch(alert)
+        # The third attempt searches long enough for the issue to show up, and adopts it.
+        outcome = Dispatcher(ledger, tickets, slack, "run-3", reconcile_waits=(0.0,) * 5).dispatch(alert)
+        assert outcome.ticket_action == "created" and len(jira.issues) == 1 and len(slack.messages()) == 1
+
+
+def test_a_retried_post_looks_where_the_first_attempt_posted(ledger, tmp_path):
+    tickets, slack = LocalTicketStore(tmp_path / "tickets"), CrashAfterPost(tmp_path / "outbox.jsonl")
+    alert = make_alert()
+    with pytest.raises(Crash):
+        _dispatcher(ledger, tickets, slack).dispatch(alert)
+    moved = replace(alert, owner=replace(alert.owner, slack_channel="#renamed-channel"))
+    _dispatcher(ledger, tickets, slack, "run-2").dispatch(moved)
+    assert [m["channel"] for m in slack.messages()] == ["fit-quality"]

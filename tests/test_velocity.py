@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from datetime import date, timedelta
 
@@ -106,3 +107,17 @@ def test_days_without_data_stay_out_of_the_baseline():
     assert today.point.ma28 == 2.0 and today.status == "normal"
     sparse = days[:3] + days[20:]
     assert series_days(counts, sparse, days[-1:], Thresholds())[0].status == "warming_up"
+
+
+def test_days_already_decided_keep_their_alerts_so_daily_runs_and_backfills_agree():
+    days = _days(60)
+    breaching = {days[k] for k in range(20, 60, 6)}
+    counts = {d: 12 if d in breaching else 1 for d in days}
+    backfill = {r.day for r in series_days(counts, days, days[20:], Thresholds()) if r.alert}
+    daily: set[date] = set()
+    for k in range(20, 60):
+        lookback = days[max(0, k - 42): k + 1]  # what a daily run reads: 28-day baselines plus two cooldowns
+        daily |= {r.day for r in series_days(counts, lookback, [days[k]], Thresholds(),
+                                             decided_days=lookback[:-1], decided_alerts=daily) if r.alert}
+    assert daily == backfill
+    assert all(b - a >= timedelta(days=7) for a, b in itertools.pairwise(sorted(daily)))

@@ -17,8 +17,15 @@ from feedback_assets.alerts.model import Alert, DispatchOutcome, PostRef, SlackS
 
 # Seconds to wait between searches for a ticket whose create answer was lost (Jira search lags).
 RECONCILE_WAITS = (0.0, 2.0, 5.0)
+# Until this long after a create whose outcome is unknown, not finding its ticket is no proof it does
+# not exist: the attempt fails (and is retried) rather than risk a twin.
+RECONCILE_GRACE_S = 120.0
 # A lost post is searched for from a little before the attempt (clock skew between us and Slack).
 POST_SEARCH_SLACK_S = 300.0
+
+
+class TicketOutcomeUnknown(RuntimeError):
+    """A create whose answer was lost cannot be confirmed or ruled out yet."""
 
 
 @dataclass
@@ -29,6 +36,7 @@ class Dispatcher:
     run_id: str
     log: Callable[[str], None] = lambda _: None
     reconcile_waits: Sequence[float] = RECONCILE_WAITS
+    reconcile_grace_s: float = RECONCILE_GRACE_S
     clock: Callable[[], float] = time.time
 
     def dispatch(self, alert: Alert) -> DispatchOutcome:
@@ -46,9 +54,13 @@ class Dispatcher:
     def _ticket(self, alert: Alert, entry: LedgerEntry) -> None:
         self.ledger.put(entry)
         ticket, action = None, None
-        if entry.create_attempted:
+        if entry.create_attempted_at is not None:
             ticket = self._find_lost_create(alert)
             action = "created" if ticket else None
+            if ticket is None and self.clock() - entry.create_attempted_at < self.reconcile_grace_s:
+                raise TicketOutcomeUnknown(
+                    f"{alert.breach_key}: an earlier attempt's create may have succeeded, but search does not show "
+                    f"its ticket yet; retry after {self.reconcile_grace_s:.0f} s rather than risk a duplicate")
         if ticket is None:
             open_tickets = self.tickets.find_open(alert.dedupe_label)
             if open_tickets:
@@ -58,7 +70,7 @@ class Dispatcher:
                 else:
                     self.tickets.comment(ticket.key, alert)
             else:
-                entry.create_attempted = True
+                entry.create_attempted_at = self.clock()
                 self.ledger.put(entry)
                 ticket, action = self.tickets.create(alert, alert.day + timedelta(days=alert.owner.sla_days)), "created"
         entry.status, entry.ticket_key, entry.ticket_url, entry.ticket_action = CREATED, ticket.key, ticket.url, action
@@ -77,14 +89,17 @@ class Dispatcher:
 
     def _post(self, alert: Alert, entry: LedgerEntry) -> PostRef:
         ticket = _ticket_of(entry)
-        thread = self.ledger.thread_of(ticket.key) if entry.ticket_action == "commented" else None
-        channel, thread_ts = thread if thread else (alert.owner.slack_channel, None)
         post = None
         if entry.post_attempted_at is not None:
+            # Where the earlier attempt posted, even if a thread or the owner's channel has appeared since.
+            channel, thread_ts = entry.slack_channel, entry.slack_thread_ts
             post = self.slack.find_post(channel, alert.breach_key, entry.post_attempted_at - POST_SEARCH_SLACK_S,
                                         thread_ts=thread_ts)
+        else:
+            thread = self.ledger.thread_of(ticket.key) if entry.ticket_action == "commented" else None
+            channel, thread_ts = thread if thread else (alert.owner.slack_channel, None)
         if post is None:
-            entry.post_attempted_at = self.clock()
+            entry.post_attempted_at, entry.slack_channel, entry.slack_thread_ts = self.clock(), channel, thread_ts
             self.ledger.put(entry)
             post = self.slack.post(channel, alert, ticket, thread_ts=thread_ts)
         entry.status, entry.slack_channel, entry.slack_ts, entry.slack_thread_ts = POSTED, post.channel, post.ts, post.thread_ts

@@ -17,14 +17,19 @@ import pandas as pd
 import yaml
 
 from feedback_assets.alerts.model import Alert
+from feedback_assets.enrichment.step import CLASSIFICATIONS_TABLE
 from feedback_assets.enrichment.taxonomy import load_taxonomy
-from feedback_assets.gold_steps import CLASSIFICATIONS_TABLE, METRICS_TABLE, PRIORITIES_TABLE, VELOCITY_TABLE
+from feedback_assets.gold_steps import METRICS_TABLE, PRIORITIES_TABLE, VELOCITY_TABLE
+from feedback_assets.theming.schema import THEMES_TABLE
 from resources.settings import settings
 from resources.table_store import LocalParquetTableStore, days_in
 
-THEMES_TABLE = "gold.feedback_themes"
 MAX_QUOTES = 3
 QUOTE_CHARS = 280
+
+
+class VelocityRowMissing(LookupError):
+    """The breach has no complaint_velocity row (the day was never materialized, or was rebuilt without it)."""
 
 
 @dataclass(frozen=True)
@@ -104,7 +109,7 @@ def build_alert(store: LocalParquetTableStore, series_key: str, day: date, conte
     velocity = _frame(store, VELOCITY_TABLE, [day])
     matches = velocity[velocity["series_key"] == series_key] if not velocity.empty else velocity
     if matches.empty:
-        raise LookupError(f"no complaint_velocity row for {series_key} on {day}; materialize complaint_velocity first")
+        raise VelocityRowMissing(f"no complaint_velocity row for {series_key} on {day}; materialize complaint_velocity first")
     row = matches.iloc[0]
     week = days_in(day - timedelta(days=6), day)
     items = series_items(store, row["label"], row["dimension"], row["value"], week)
@@ -163,7 +168,7 @@ def _priority(store: LocalParquetTableStore, label: str, items: pd.DataFrame, da
 
 
 def _revenue_at_risk(store: LocalParquetTableStore, items: pd.DataFrame, day: date) -> float:
-    """The week's complaints priced at their SKU's list price: the revenue a refund wave would reverse."""
+    """The week's complaints priced at their SKU's list price (as issue_priorities prices them)."""
     catalog = _frame(store, "silver.sku_catalog", [day])
     if catalog.empty or items.empty:
         return 0.0

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from feedback_assets.alerts.model import short_hash
+from feedback_assets.alerts.model import breach_key_of, short_hash
 from resources.table_store import LocalParquetTableStore
 
 LEDGER_TABLE = "alerting.dispatch_ledger"
@@ -28,13 +28,13 @@ class LedgerEntry:
     alert_day: date
     status: str = PENDING
     attempts: int = 0
-    # Set before the create call: a later attempt must search for the ticket before creating another.
-    create_attempted: bool = False
+    # Unix seconds, set before the create call: a later attempt searches for that ticket before creating another.
+    create_attempted_at: float | None = None
     ticket_key: str | None = None
     ticket_url: str | None = None
     ticket_action: str | None = None
     slack_channel: str | None = None
-    # Unix seconds of the last post call: a later attempt looks for that post before posting again.
+    # Unix seconds of the post call, whose channel and thread are kept: a retry looks there before posting again.
     post_attempted_at: float | None = None
     slack_ts: str | None = None
     slack_thread_ts: str | None = None
@@ -45,7 +45,7 @@ class LedgerEntry:
 
 _SCHEMA = pa.schema([
     ("breach_key", pa.string()), ("series_key", pa.string()), ("alert_day", pa.date32()), ("status", pa.string()),
-    ("attempts", pa.int64()), ("create_attempted", pa.bool_()), ("ticket_key", pa.string()), ("ticket_url", pa.string()),
+    ("attempts", pa.int64()), ("create_attempted_at", pa.float64()), ("ticket_key", pa.string()), ("ticket_url", pa.string()),
     ("ticket_action", pa.string()), ("slack_channel", pa.string()), ("post_attempted_at", pa.float64()),
     ("slack_ts", pa.string()), ("slack_thread_ts", pa.string()), ("run_id", pa.string()), ("note", pa.string()),
     ("updated_at", pa.string()),
@@ -70,11 +70,11 @@ class DispatchLedger:
 
     def record(self, series_key: str, day: date, run_id: str, reason: str) -> LedgerEntry:
         """Keeps a breach that must not page (e.g. found by a backfill) on the ledger, without side effects."""
-        existing = self.get(f"{series_key}@{day.isoformat()}")
+        breach_key = breach_key_of(series_key, day)
+        existing = self.get(breach_key)
         if existing is not None:
             return existing
-        return self.put(LedgerEntry(f"{series_key}@{day.isoformat()}", series_key, day, RECORDED, run_id=run_id,
-                                    note=reason))
+        return self.put(LedgerEntry(breach_key, series_key, day, RECORDED, run_id=run_id, note=reason))
 
     def entries(self) -> list[LedgerEntry]:
         table = self.store.read_parts(LEDGER_TABLE)

@@ -16,6 +16,16 @@ def short_hash(text: str, length: int = 12) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
+def series_key_of(label: str, dimension: str, value: str) -> str:
+    """A complaint series: one label on one dimension value, e.g. `size_runs_small:sku=JKT-1042`."""
+    return f"{label}:{dimension}={value}"
+
+
+def breach_key_of(series_key: str, day: date) -> str:
+    """One day of a series: the dispatch run key and the ledger key."""
+    return f"{series_key}@{day.isoformat()}"
+
+
 @dataclass(frozen=True)
 class Alert:
     """One velocity breach worth telling its owner about, with the evidence a ticket needs.
@@ -51,11 +61,11 @@ class Alert:
 
     @property
     def series_key(self) -> str:
-        return f"{self.label}:{self.dimension}={self.value}"
+        return series_key_of(self.label, self.dimension, self.value)
 
     @property
     def breach_key(self) -> str:
-        return f"{self.series_key}@{self.day.isoformat()}"
+        return breach_key_of(self.series_key, self.day)
 
     @property
     def dedupe_label(self) -> str:
@@ -136,7 +146,7 @@ class SlackSink(Protocol):
 @dataclass
 class DispatchOutcome:
     breach_key: str
-    ticket_action: str  # created | commented | adopted | skipped
+    ticket_action: str  # created | commented | skipped
     ticket: TicketRef | None
     post: PostRef | None
     notes: list[str] = field(default_factory=list)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from feedback_assets.alerts.model import breach_key_of
 from feedback_assets.gold_steps import VELOCITY_TABLE
 from resources.table_store import LocalParquetTableStore
 
@@ -18,7 +19,7 @@ class PlannedAlert:
 
     @property
     def breach_key(self) -> str:
-        return f"{self.series_key}@{self.day.isoformat()}"
+        return breach_key_of(self.series_key, self.day)
 
 
 def alerting_series(store: LocalParquetTableStore, day: date) -> list[str]:
@@ -29,7 +30,11 @@ def alerting_series(store: LocalParquetTableStore, day: date) -> list[str]:
     return sorted(row["series_key"] for row in table.select(["series_key", "alert"]).to_pylist() if row["alert"])
 
 
-def plan_alerts(store: LocalParquetTableStore, days: Iterable[date], today: date, window_days: int) -> list[PlannedAlert]:
-    """The alerts of `days`; those older than the window are recorded rather than paged."""
-    oldest_paged = today - timedelta(days=window_days)
-    return [PlannedAlert(series, day, day >= oldest_paged) for day in sorted(set(days)) for series in alerting_series(store, day)]
+def plan_alerts(store: LocalParquetTableStore, computed_on: Mapping[date, date], window_days: int) -> list[PlannedAlert]:
+    """The alerts of each day, paged when the day was within the window of the date its velocity was computed.
+
+    Judging by the computation date rather than the sensor's clock means a backfill of old days is
+    recorded, while a day computed on time still pages after a sensor outage.
+    """
+    return [PlannedAlert(series, day, day >= computed_on[day] - timedelta(days=window_days))
+            for day in sorted(computed_on) for series in alerting_series(store, day)]

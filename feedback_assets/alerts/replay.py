@@ -23,12 +23,15 @@ from resources.table_store import LocalParquetTableStore
 def replay_alerts(store: LocalParquetTableStore, tickets: TicketSink, slack: SlackSink, context: AlertContext,
                   start: date | None = None, end: date | None = None,
                   log: Callable[[str], None] = lambda _: None) -> list[DispatchOutcome]:
-    """Dispatches every alert of [start, end], day by day, with that day's next morning as 'today'."""
+    """Dispatches every alert of [start, end], day by day, as if computed the next morning.
+
+    Breaches the ledger already holds (posted, or recorded by the sensor) are left as they are.
+    """
     dispatcher = Dispatcher(DispatchLedger(store), tickets, slack, context.run_id, log)
     outcomes = []
     for day in store.partition_days(VELOCITY_TABLE):
         if (start and day < start) or (end and day > end):
             continue
-        for plan in plan_alerts(store, [day], day + timedelta(days=1), window_days=1):
+        for plan in plan_alerts(store, {day: day + timedelta(days=1)}, window_days=1):
             outcomes.append(dispatcher.dispatch(build_alert(store, plan.series_key, plan.day, context)))
     return outcomes

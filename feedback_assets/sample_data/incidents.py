@@ -60,13 +60,13 @@ def score_alerts(manifest: Mapping, alerts: Iterable[FiredAlert], series_weeks: 
     matched: dict[str, list[FiredAlert]] = {i["id"]: [] for i in incidents}
     false_alerts, side_effects = [], []
     for alert in sorted(alerts, key=lambda a: a.day):
-        related = False
+        detected = side_effect = False
         for incident in incidents:
             onset, until = _window(incident, last_day, 0)
             labels = {incident["label"], *incident.get("secondary_labels", [])}
             on_key = alert.value in incident["keys"].values()
             if alert.label in labels and on_key and onset <= alert.day <= until:
-                related = True
+                detected = True
                 matched[incident["id"]].append(alert)
                 delay = (alert.day - onset).days
                 current = delays[incident["id"]]
@@ -75,9 +75,10 @@ def score_alerts(manifest: Mapping, alerts: Iterable[FiredAlert], series_weeks: 
             same_domain = domain_of.get(alert.label) == domain_of.get(incident["label"])
             if (alert.label in labels or (on_key and same_domain)) and \
                     onset <= alert.day <= _window(incident, last_day, AFTERMATH_DAYS)[1]:
-                related = True
-                side_effects.append(alert)
-        if not related:
+                side_effect = True
+        if side_effect and not detected:
+            side_effects.append(alert)
+        elif not detected:
             false_alerts.append(alert)
     return IncidentScore(delays, false_alerts, side_effects, series_weeks, matched)
 

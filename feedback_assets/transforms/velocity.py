@@ -9,7 +9,7 @@ same series is older than the cooldown.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -73,11 +73,18 @@ def assess(count: int, history: Sequence[int], thresholds: Thresholds, orders: i
     return VelocityPoint(count, per_1k, ma7, ma28, lift, p_value, breach, warming_up)
 
 
-def alerting_days(breach_days: Sequence[date], cooldown_days: int) -> list[date]:
-    """The breach days that alert: the first, then any breach at least `cooldown_days` after the last alert."""
+def alerting_days(breach_days: Sequence[date], cooldown_days: int, decided: Mapping[date, bool] | None = None) -> list[date]:
+    """The breach days that alert: the first, then any breach at least `cooldown_days` after the last alert.
+
+    `decided` holds days whose alerting is already settled (True: it alerted); they are kept as they are.
+    """
+    decided = decided or {}
     alerts: list[date] = []
-    for day in sorted(breach_days):
-        if not alerts or day - alerts[-1] >= timedelta(days=cooldown_days):
+    for day in sorted(set(breach_days) | {d for d, alerted in decided.items() if alerted}):
+        if day in decided:
+            if decided[day]:
+                alerts.append(day)
+        elif not alerts or day - alerts[-1] >= timedelta(days=cooldown_days):
             alerts.append(day)
     return alerts
 
@@ -94,20 +101,25 @@ class SeriesDay:
 
 
 def series_days(counts: Mapping[date, int], data_days: Sequence[date], report_days: Sequence[date],
-                thresholds: Thresholds, orders: Mapping[date, int] | None = None) -> list[SeriesDay]:
+                thresholds: Thresholds, orders: Mapping[date, int] | None = None,
+                decided_days: Collection[date] = (), decided_alerts: Collection[date] = ()) -> list[SeriesDay]:
     """Velocity of one series on each report day it had complaints, with the cooldown applied.
 
     `data_days` are the days the pipeline has data for, from far enough back to hold the 28-day
     baselines and the breaches whose cooldown can still silence a report day; a day missing from
-    it is no evidence of zero complaints and stays out of the baselines.
+    it is no evidence of zero complaints and stays out of the baselines. Earlier days whose
+    alerting was already decided (`decided_days`, alerting on `decided_alerts`) keep that decision,
+    so daily runs and a backfill of the same days alert alike.
     """
-    known, reporting = sorted(data_days), set(report_days)
-    evaluated = [d for d in known if counts.get(d, 0) >= thresholds.min_count or (d in reporting and counts.get(d, 0))]
+    known, reporting, decided = sorted(data_days), set(report_days), set(decided_days) - set(report_days)
+    evaluated = [d for d in known if d not in decided
+                 and (counts.get(d, 0) >= thresholds.min_count or (d in reporting and counts.get(d, 0)))]
     points: dict[date, VelocityPoint] = {}
     for day in evaluated:
         history = [counts.get(d, 0) for d in known if day - timedelta(days=28) <= d < day]
         points[day] = assess(counts.get(day, 0), history, thresholds, (orders or {}).get(day))
-    alerts = set(alerting_days([d for d, p in points.items() if p.breach], thresholds.cooldown_days))
+    alerts = set(alerting_days([d for d, p in points.items() if p.breach], thresholds.cooldown_days,
+                               decided={d: d in decided_alerts for d in decided}))
     rows = []
     for day in sorted(reporting & set(points)):
         point = points[day]
