@@ -166,8 +166,10 @@ def run_priorities(spark: SparkSession, store: TableStore, window: DayWindow, co
     tiers = {r["customer_key"]: r["customer_tier"] for r in orders.where(F.col("customer_key").isNotNull())
              .groupBy("customer_key").agg(F.max_by("customer_tier", "ordered_at").alias("customer_tier")).collect()}
     # Complaints without a SKU or region are an issue of their own: match their baseline null-safely.
-    with_baseline = current.join(baseline, [current[k].eqNullSafe(baseline[k]) for k in keys], "left").drop(
-        *[baseline[k] for k in keys])
+    # (Renamed first: both sides come from `issues`, so Spark could not tell their columns apart.)
+    baseline = baseline.select(*[F.col(k).alias(f"baseline_{k}") for k in keys], "baseline_weekly_mean")
+    with_baseline = current.join(baseline, [F.col(k).eqNullSafe(F.col(f"baseline_{k}")) for k in keys], "left").drop(
+        *[f"baseline_{k}" for k in keys])
     joined = (
         with_baseline.join(revenue, ["day", "sku"], "left").join(total_revenue, ["day"], "left")
         .join(returned, ["day", "sku"], "left").join(prices, ["day", "sku"], "left")
