@@ -34,16 +34,20 @@ def retry_requests(instance: dg.DagsterInstance, ledger: DispatchLedger, now: da
         if "breach_key" in run.tags:
             by_breach.setdefault(run.tags["breach_key"], []).append(run)
     stale_before = (now or datetime.now(UTC)) - STUCK_AFTER
-    stuck = {e.breach_key for e in ledger.entries()
-             if e.status in (PENDING, CREATED) and e.updated_at and datetime.fromisoformat(e.updated_at) < stale_before}
     requests = []
     for breach_key, attempts in sorted(by_breach.items()):
         latest = attempts[0]
-        retry = latest.status == dg.DagsterRunStatus.FAILURE or (breach_key in stuck and not latest.is_finished)
+        retry = latest.status == dg.DagsterRunStatus.FAILURE or (not latest.is_finished and _stuck(ledger, breach_key, stale_before))
         if retry and len(attempts) < MAX_DISPATCH_RUNS:
             requests.append(dg.RunRequest(run_key=f"{breach_key}#attempt{len(attempts) + 1}",
                                           run_config=latest.run_config, tags=dict(latest.tags)))
     return requests
+
+
+def _stuck(ledger: DispatchLedger, breach_key: str, stale_before: datetime) -> bool:
+    entry = ledger.get(breach_key)
+    return (entry is not None and entry.status in (PENDING, CREATED) and entry.updated_at is not None
+            and datetime.fromisoformat(entry.updated_at) < stale_before)
 
 
 @dg.multi_asset_sensor(
