@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from feedback_assets.themes import feedback_themes
 from feedback_assets.theming.embeddings import LocalEmbedder
@@ -27,7 +28,6 @@ from resources.settings import read_settings
 from resources.spark import local_spark_resource
 from resources.table_store import LocalParquetTableStore
 from resources.themes import ThemesResource
-from tests.test_assets import ranged
 
 
 def main() -> None:
@@ -49,7 +49,8 @@ def main() -> None:
             started = time.perf_counter()
             with dg.instance_for_test() as instance:
                 result = dg.materialize([feedback_themes], resources=resources, instance=instance,
-                                        tags=ranged(days[0], days[-1]))
+                                        tags={ASSET_PARTITION_RANGE_START_TAG: days[0].isoformat(),
+                                              ASSET_PARTITION_RANGE_END_TAG: days[-1].isoformat()})
             seconds = time.perf_counter() - started
             materialization = result.asset_materializations_for_node("feedback_themes")[0]
             meta = {k: v.value for k, v in materialization.metadata.items()}
