@@ -7,13 +7,12 @@ an error; the dispatcher then finds the ticket again by its breach label (DESIGN
 from __future__ import annotations
 
 import base64
-import fcntl
 import json
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime
 from functools import partial
 from pathlib import Path
@@ -31,6 +30,7 @@ from feedback_assets.alerts.render import (
     markdown_ticket,
     ticket_summary,
 )
+from resources.file_lock import exclusive_lock
 
 FEEDBACK_TO_FIX_LABEL = "feedback-to-fix"
 # Labels are interpolated into JQL, so only the shape our own labels have is accepted.
@@ -166,16 +166,9 @@ class LocalTicketStore:
             os.fsync(handle.fileno())
         os.replace(handle.name, self.index_path)
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _locked(self) -> AbstractContextManager[None]:
         """An exclusive lock across processes, so two creates never hand out the same number."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with (self.root / ".lock").open("a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        return exclusive_lock(self.root / ".lock")
 
 
 # ---- Jira ---------------------------------------------------------------------------------------

@@ -66,12 +66,15 @@ def parse_request(method: str, target: str, headers: dict[str, str], raw_body: b
     return request
 
 
-class _HTTPServer(ThreadingHTTPServer):
+class QuietHTTPServer(ThreadingHTTPServer):
+    """A threaded server on a free 127.0.0.1 port that knows its owner, binds without reverse DNS and
+    stays quiet when a client hangs up (expected in tests)."""
+
     daemon_threads = True
 
-    def __init__(self, owner: LoopbackServer) -> None:
+    def __init__(self, owner: Any, handler: type[BaseHTTPRequestHandler]) -> None:
         self.owner = owner
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(("127.0.0.1", 0), handler)
 
     def server_bind(self) -> None:
         """Bind without `socket.getfqdn` (reverse DNS can stall)."""
@@ -84,7 +87,7 @@ class _HTTPServer(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: _HTTPServer
+    server: QuietHTTPServer
     protocol_version = "HTTP/1.1"
     # Headers and body are separate writes: avoid 40 ms delayed-ACK stalls.
     disable_nagle_algorithm = True
@@ -129,7 +132,7 @@ class LoopbackServer:
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._requests: list[dict[str, Any]] = []
-        self._httpd: _HTTPServer | None = None
+        self._httpd: QuietHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     def respond(self, request: Request) -> tuple[int, Any, dict[str, str]]:
@@ -139,7 +142,7 @@ class LoopbackServer:
     def start(self) -> Self:
         if self._httpd is not None:
             raise RuntimeError(f"{type(self).__name__} is already started")
-        self._httpd = _HTTPServer(self)
+        self._httpd = QuietHTTPServer(self, _Handler)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=self.thread_name, daemon=True
         )

@@ -34,7 +34,7 @@ from typing import Any
 from tests.loopback_http import Drop, LoopbackServer, Reply, Request
 
 DEFAULT_USER = "f2f-bot@example.com"
-DEFAULT_TOKEN = "jira-loopback-secret-token"
+DEFAULT_TOKEN = "loopback-api-token"
 FAULT_KINDS = frozenset({"429", "500", "502", "503", "fail_after_create", "drop_after_create"})
 AFTER_CREATE = frozenset({"fail_after_create", "drop_after_create"})
 ROUTES = frozenset({"any", "create", "get_issue", "search", "fields", "comments", "add_comment"})

@@ -59,11 +59,12 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from socketserver import TCPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.loopback_http import QuietHTTPServer
 
 __all__ = [
     "DEFAULT_API_KEY",
@@ -302,24 +303,9 @@ class _Abort(Exception):
     """The server is shutting down mid-request: drop the connection without answering."""
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer bound to the owning `LoopbackOpenAI`, without reverse-DNS at bind."""
-
-    daemon_threads = True
+class _HTTPServer(QuietHTTPServer):
+    owner: LoopbackOpenAI
     block_on_close = False  # LoopbackOpenAI.close() unblocks and joins handler threads itself
-
-    def __init__(self, owner: LoopbackOpenAI) -> None:
-        self.owner = owner
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def server_bind(self) -> None:
-        """Bind without ``socket.getfqdn`` (which can stall on reverse DNS)."""
-        TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name, self.server_port = str(host), int(port)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Stay quiet: a client that hangs up (timeouts, shutdown) is expected in tests."""
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -484,7 +470,7 @@ class LoopbackOpenAI:
         if self._httpd is not None:
             raise RuntimeError("LoopbackOpenAI is already started")
         self._stop.clear()
-        self._httpd = _HTTPServer(self)
+        self._httpd = _HTTPServer(self, _Handler)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="loopback-openai", daemon=True
         )

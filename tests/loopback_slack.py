@@ -33,7 +33,7 @@ from typing import Any
 
 from tests.loopback_http import Drop, LoopbackServer, Reply, Request
 
-DEFAULT_TOKEN = "xoxb-loopback-secret-token"
+DEFAULT_TOKEN = "loopback-bot-token"
 FAULT_KINDS = frozenset({"ratelimited", "500", "fail_after_post", "drop_after_post"})
 METHODS = frozenset({"chat.postMessage", "conversations.list", "conversations.history", "conversations.replies"})
 BOT_USER, BOT_ID = "U0LOOPBOT", "B0LOOPBOT"

@@ -86,13 +86,13 @@ def test_real_sinks_are_switched_on_by_environment_and_only_as_env_vars(monkeypa
     assert local["tickets"].sink().name == "local" and local["slack"].sink().name == "outbox"
     monkeypatch.setenv("JIRA_URL", "https://example.atlassian.net")
     monkeypatch.setenv("JIRA_USER", "bot@example.com")
-    monkeypatch.setenv("JIRA_API_TOKEN", "secret-token")
-    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-secret")
+    monkeypatch.setenv("JIRA_API_TOKEN", "test-jira-token")
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "test-slack-token")
     configured = build_resources(read_settings())
     assert isinstance(configured["tickets"].jira_api_token, dg.EnvVar)
     assert isinstance(configured["slack"].bot_token, dg.EnvVar)
     assert configured["slack"].process_config_and_initialize().sink().name == "slack"
-    assert "secret-token" not in repr(configured["tickets"])
+    assert "test-jira-token" not in repr(configured["tickets"])
 
 
 def ledger_entry(sha: str, channel: str, days: list[str], registered: float, status: str = "registered") -> dict:

@@ -170,7 +170,7 @@ def test_channel_names_resolve_through_paginated_list_once(monkeypatch):
 
 
 def test_the_bot_token_never_appears_in_errors(slack):
-    wrong = "xoxb-wrong-secret-token"
+    wrong = "wrong-bot-token"
     with pytest.raises(SlackSinkError) as unauthorized:
         SlackWebApiSink(wrong, base_url=slack.base_url).post("#fit-quality", make_alert(), TICKET)
     slack.add_fault("fail_after_post")
@@ -197,7 +197,7 @@ def test_unknown_channel_is_an_error_slack_answers_with_http_200(slack):
 
 def test_resource_uses_the_web_api_only_with_a_token(tmp_path):
     outbox = SlackNotifierResource(outbox_path=str(tmp_path / "outbox.jsonl")).sink()
-    web = SlackNotifierResource(outbox_path=str(tmp_path / "outbox.jsonl"), bot_token="xoxb-t").sink()
+    web = SlackNotifierResource(outbox_path=str(tmp_path / "outbox.jsonl"), bot_token="test-bot-token").sink()
 
     assert isinstance(outbox, SlackOutbox) and outbox.path == tmp_path / "outbox.jsonl"
     assert isinstance(web, SlackWebApiSink) and web.name == "slack"

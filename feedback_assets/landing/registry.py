@@ -8,14 +8,12 @@ date's partition. Bronze assets read those parts.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import re
 import shutil
 from collections import Counter, defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -32,6 +30,7 @@ from feedback_assets.landing.parse import (
     parse_timestamp,
     read_records,
 )
+from resources.file_lock import exclusive_lock
 from resources.table_store import LocalParquetTableStore
 
 LEDGER_TABLE = "ops.landing_ledger"
@@ -77,15 +76,8 @@ class LandingRegistry:
         self.store = store
         self.partitions_start = partitions_start
 
-    @contextmanager
-    def _lock(self) -> Iterator[None]:
-        self.landing_dir.mkdir(parents=True, exist_ok=True)
-        with (self.landing_dir / ".registry.lock").open("w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    def _lock(self) -> AbstractContextManager[None]:
+        return exclusive_lock(self.landing_dir / ".registry.lock")
 
     def ledger(self) -> list[dict]:
         table = self.store.read_parts(LEDGER_TABLE)
