@@ -38,17 +38,23 @@ def build_bronze_asset(channel: str) -> dg.AssetsDefinition:
         window = window_of(context)
         report = run_bronze(pyspark.spark_session, table_store, landing.registry(table_store), channel, window, context.run_id)
         for registration in report.registrations:
-            log = context.log.warning if registration.status == "rejected" else context.log.info
-            log("landing %s: %s (%d rows) %s", registration.file, registration.status, registration.rows, registration.error or "")
+            refused = registration.status in ("rejected", "quarantined")
+            (context.log.warning if refused else context.log.info)(
+                "landing %s: %s (%d rows) %s", registration.file, registration.status, registration.rows,
+                registration.error or "")
+        for skipped in report.skipped:
+            context.log.info("landing %s left for later: %s", skipped.file, skipped.reason)
         return dg.MaterializeResult(
             metadata={
                 **window_metadata(window, report.rows),
                 "rows_with_errors": dg.MetadataValue.int(report.rows_with_errors),
                 "source_files": dg.MetadataValue.int(report.files),
                 "files_landed_this_run": dg.MetadataValue.int(sum(r.status == "registered" for r in report.registrations)),
-                "files_rejected_this_run": dg.MetadataValue.json(
-                    [{"file": r.file, "error": r.error} for r in report.registrations if r.status == "rejected"]
+                "files_refused_this_run": dg.MetadataValue.json(
+                    [{"file": r.file, "status": r.status, "error": r.error} for r in report.registrations
+                     if r.status in ("rejected", "quarantined")]
                 ),
+                "files_waiting": dg.MetadataValue.json([{"file": s.file, "reason": s.reason} for s in report.skipped]),
                 "rows_by_day": dg.MetadataValue.json(report.rows_by_day),
             }
         )

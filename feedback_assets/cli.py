@@ -57,9 +57,10 @@ def _yesterday() -> date:
     return datetime.now(UTC).date() - timedelta(days=1)
 
 
-def _registry(config: Settings) -> LandingRegistry:
+def _registry(config: Settings, settle_seconds: float | None = None) -> LandingRegistry:
     store = LocalParquetTableStore(root=str(config.warehouse_dir))
-    return LandingRegistry(config.landing_dir, store, date.fromisoformat(PARTITIONS_START))
+    settle = config.landing_settle_seconds if settle_seconds is None else settle_seconds
+    return LandingRegistry(config.landing_dir, store, date.fromisoformat(PARTITIONS_START), settle)
 
 
 def _cli_run_id(command: str) -> str:
@@ -81,14 +82,15 @@ def seed(
     manifest_path = config.feedback_home / "sample" / "manifest.json"
     sample = generate_sample(config.landing_dir, manifest_path, days=days, end_date=last_day,
                              items_per_day=items_per_day, seed=seed)
-    registrations = _registry(config).register_pending(_cli_run_id("seed"))
+    # The generator has finished writing its files: no need to wait for them to settle.
+    registrations = _registry(config, settle_seconds=0).register_pending(_cli_run_id("seed"))
     landed = [r for r in registrations if r.status == "registered"]
     typer.echo(f"Wrote {len(sample.files)} files ({sample.feedback_items:,} feedback items, {sample.orders:,} order lines) "
                f"for {last_day - timedelta(days=days - 1)} .. {last_day} under {config.landing_dir}")
     typer.echo(f"Landed {len(landed)} new files ({sum(r.rows for r in landed):,} records); "
                f"incident manifest: {sample.manifest_path}")
-    for rejected in (r for r in registrations if r.status == "rejected"):
-        typer.echo(f"  rejected {rejected.file}: {rejected.error}", err=True)
+    for refused in (r for r in registrations if r.status in ("rejected", "quarantined")):
+        typer.echo(f"  {refused.status} {refused.file}: {refused.error}", err=True)
 
 
 @app.command()
@@ -107,31 +109,46 @@ def ingest(
     file: Annotated[Path, typer.Option(exists=True, dir_okay=False, readable=True, help="The export file to land.")],
     anchor_date: Annotated[str | None, typer.Option(help="For undated exports: the newest day records are spread back from.")] = None,
     shift_to_end: Annotated[str | None, typer.Option(help="Replay dated records so the newest lands on this day.")] = None,
+    replace: Annotated[bool, typer.Option(help="Land a file seen before again (e.g. with a corrected mapping), replacing what it landed.")] = False,
 ) -> None:
     """Land one export file through a mapping: each record goes to the partition of its own date."""
+    from feedback_assets.landing.registry import Status
+    from feedback_assets.landing.report import describe
+
     config = settings()
+    options = DateOptions(anchor=_parse_day(anchor_date, "--anchor-date"), shift_to_end=_parse_day(shift_to_end, "--shift-to-end"))
+    registry = _registry(config)
     try:
         mapping = resolve_source(source)
+        custom_mapping = Path(source) if source.endswith((".yaml", ".yml")) else None
+        staged = registry.stage(file, mapping, custom_mapping)
     except MappingError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
-    registry = _registry(config)
-    custom_mapping = Path(source) if source.endswith((".yaml", ".yml")) else None
-    staged = registry.stage(file, mapping, custom_mapping)
-    options = DateOptions(anchor=_parse_day(anchor_date, "--anchor-date"), shift_to_end=_parse_day(shift_to_end, "--shift-to-end"))
-    result = registry.register(staged, mapping, _cli_run_id("ingest"), options)
-    if result.status == "rejected":
-        typer.echo(f"error: {result.error}", err=True)
+    except OSError as error:
+        typer.echo(f"error: cannot copy {file} into the landing folder: {error.strerror or error}", err=True)
+        raise typer.Exit(1) from None
+    result = registry.register(staged, mapping, _cli_run_id("ingest"), options, replace=replace)
+    failed = result.status in (Status.rejected, Status.quarantined)
+    for line in describe(result, file.name, f"{mapping.name}, {mapping.contract.value}"):
+        typer.echo(line, err=failed)
+    if failed:
         raise typer.Exit(1)
-    if result.status == "already_registered":
-        typer.echo(f"{file.name} was landed before (same content, sha256 {result.sha256[:12]}); nothing to do.")
+
+
+@app.command()
+def files(
+    status: Annotated[str | None, typer.Option(help="Only files with this outcome: registered, rejected, quarantined, superseded.")] = None,
+) -> None:
+    """List every file the landing ledger has seen, with its outcome, records and error."""
+    rows = sorted(_registry(settings()).ledger(), key=lambda r: r["registered_at"])
+    shown = [r for r in rows if status is None or r["status"] == status]
+    if not shown:
+        typer.echo("No files." if not rows else f"No {status} files ({len(rows)} in the ledger).")
         return
-    typer.echo(f"Landed {file.name} as {mapping.name} ({mapping.contract.value}): {result.rows:,} records on "
-               f"{len(result.days)} day(s) {result.days[0]} .. {result.days[-1]}; {result.rows_with_errors:,} with errors "
-               "(they become reject rows in silver).")
-    if result.unknown_columns:
-        typer.echo(f"Columns not used by the mapping (kept in raw_record): {', '.join(result.unknown_columns)}")
-    typer.echo(f"Next: feedback materialize --start {result.days[0]} --end {result.days[-1]}")
+    for row in shown:
+        detail = row["error"] or f"{row['rows']:,} records, {row['rows_with_errors'] or 0:,} with errors"
+        typer.echo(f"{row['status']:<11} {row['file']:<60} {row['mapping']:<24} {detail}")
 
 
 @app.command()

@@ -41,7 +41,7 @@ def build_resources(config: Settings) -> dict[str, dg.ConfigurableResource]:
     return {
         "pyspark": local_spark_resource(config),
         "table_store": table_store,
-        "landing": LandingResource(landing_dir=str(config.landing_dir)),
+        "landing": LandingResource(landing_dir=str(config.landing_dir), settle_seconds=config.landing_settle_seconds),
         "enrichment": EnrichmentResource(),
         "themes": ThemesResource(),
         "tickets": TicketsResource(

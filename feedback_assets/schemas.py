@@ -45,6 +45,8 @@ SILVER_FEEDBACK = T.StructType(
         T.StructField("content_hash", T.StringType(), False),
         T.StructField("pii_redactions", T.MapType(T.StringType(), T.IntegerType()), False),
         T.StructField("pii_redaction_count", T.IntegerType(), False),
+        # Field values silver dropped, with why: e.g. {"rating": "dropped: 11 is outside the scale 1.0..5.0"}.
+        T.StructField("field_issues", T.MapType(T.StringType(), T.StringType()), False),
         T.StructField("ingest_run_id", T.StringType()),
         T.StructField("source_file", T.StringType()),
         T.StructField("source_line", T.LongType()),

@@ -95,6 +95,7 @@ def _silver_metadata(report: SilverReport, window) -> dict[str, dg.MetadataValue
         "pii_redactions_total": dg.MetadataValue.int(sum(report.pii_redactions.values())),
         "rows_by_channel": dg.MetadataValue.json(report.channels),
         "rows_by_language": dg.MetadataValue.json(report.languages),
+        "field_values_dropped": dg.MetadataValue.json(report.field_issues),
         "sample": markdown_table(report.sample_rows),
     }
 

@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 
 from feedback_assets.landing.mapping import FEEDBACK_CHANNELS, Contract
 from feedback_assets.landing.contract import landed_table
-from feedback_assets.landing.registry import LandingRegistry, Registration
+from feedback_assets.landing.registry import LandingRegistry, Registration, SkippedFile
 from feedback_assets.schemas import BRONZE_FEEDBACK, bronze_schema
 from feedback_assets.transforms import commerce, quality
 from feedback_assets.transforms.bronze import build_bronze
@@ -49,12 +49,13 @@ class BronzeReport:
     rows_with_errors: int
     files: int
     registrations: list[Registration] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)
 
 
 def run_bronze(spark: SparkSession, store: TableStore, registry: LandingRegistry,
                channel: str, window: DayWindow, run_id: str) -> BronzeReport:
     """Lands pending exports of the channel, then rewrites bronze for the window from the landed parts."""
-    registrations = registry.register_pending(run_id, Contract.feedback, channel)
+    registrations, skipped = registry.land_pending(run_id, Contract.feedback, channel)
     landed = store.read(spark, landed_table(Contract.feedback, channel), BRONZE_FEEDBACK, window.start, window.end)
     bronze = build_bronze(landed, BRONZE_FEEDBACK).persist(StorageLevel.MEMORY_AND_DISK)
     try:
@@ -67,7 +68,7 @@ def run_bronze(spark: SparkSession, store: TableStore, registry: LandingRegistry
         rows_by_day = {d.isoformat(): n for d, n in sorted(quality.counts_by_day(bronze).items())}
     finally:
         bronze.unpersist()
-    return BronzeReport(summary["rows"], rows_by_day, int(summary["errors"] or 0), summary["files"], registrations)
+    return BronzeReport(summary["rows"], rows_by_day, int(summary["errors"] or 0), summary["files"], registrations, skipped)
 
 
 @dataclass
@@ -83,6 +84,7 @@ class SilverReport:
     key_column_nulls: dict[str, int]
     pii_residue: dict[str, int]
     sample_rows: list[dict[str, Any]]
+    field_issues: dict[str, int] = field(default_factory=dict)
 
 
 def read_bronze_feedback(spark: SparkSession, store: TableStore, start: date, end: date) -> DataFrame:
@@ -119,6 +121,7 @@ def run_silver_feedback(spark: SparkSession, store: TableStore, window: DayWindo
             *quality.pii_residue_columns(),
         ).first().asDict()
         mix = silver.groupBy("channel", "language").count().collect()
+        issues = silver.select(F.explode(F.map_keys("field_issues")).alias("field")).groupBy("field").count().collect()
         report = SilverReport(
             silver_rows=sum(silver_by_day.values()),
             reject_rows=sum(rejects_by_reason.values()),
@@ -132,6 +135,7 @@ def run_silver_feedback(spark: SparkSession, store: TableStore, window: DayWindo
             pii_residue=quality.prefixed(measures, "residue"),
             sample_rows=[r.asDict() for r in silver.select("feedback_date", "channel", "language", "rating", "text_clean")
                          .orderBy("feedback_id").limit(5).collect()],
+            field_issues={r["field"]: r["count"] for r in sorted(issues, key=lambda r: r["field"])},
         )
     finally:
         outcomes.unpersist()

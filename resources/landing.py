@@ -7,9 +7,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from feedback_assets.landing.registry import LandingRegistry
+from feedback_assets.landing.registry import DEFAULT_SETTLE_SECONDS, LandingRegistry
 from partitions import PARTITIONS_START
-from resources.table_store import LocalParquetTableStore
+from resources.table_store import TableStore
 
 
 class LandingResource(dg.ConfigurableResource):
@@ -17,6 +17,9 @@ class LandingResource(dg.ConfigurableResource):
 
     landing_dir: str
     partitions_start: str = PARTITIONS_START
+    # A sweep leaves a file alone until it has not changed for this long (it may still be being written).
+    settle_seconds: float = DEFAULT_SETTLE_SECONDS
 
-    def registry(self, store: LocalParquetTableStore) -> LandingRegistry:
-        return LandingRegistry(Path(self.landing_dir), store, date.fromisoformat(self.partitions_start))
+    def registry(self, store: TableStore) -> LandingRegistry:
+        return LandingRegistry(Path(self.landing_dir), store, date.fromisoformat(self.partitions_start),
+                               self.settle_seconds)

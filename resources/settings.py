@@ -20,6 +20,7 @@ class Settings:
     dedup_lookback_days: int
     spark_master: str
     spark_shuffle_partitions: int
+    landing_settle_seconds: int = 30
     # Alerting thresholds and priority weights (alerting.yaml, priority.yaml, support_macros.yaml).
     config_dir: Path = REPO_CONFIG_DIR
 
@@ -55,6 +56,7 @@ def read_settings() -> Settings:
         dedup_lookback_days=_int_env("FEEDBACK_DEDUP_LOOKBACK_DAYS", 7),
         spark_master=os.environ.get("FEEDBACK_SPARK_MASTER", "local[*]"),
         spark_shuffle_partitions=_int_env("FEEDBACK_SPARK_SHUFFLE_PARTITIONS", 4),
+        landing_settle_seconds=_int_env("FEEDBACK_LANDING_SETTLE_SECONDS", 30),
         config_dir=Path(os.environ.get("FEEDBACK_CONFIG_DIR") or REPO_CONFIG_DIR),
     )
 

@@ -45,6 +45,12 @@ class TableStore(Protocol):
 
     def write_part(self, table: str, day: date | None, part_name: str, rows: pa.Table) -> None: ...
 
+    def read_part(self, table: str, day: date | None, part_name: str) -> pa.Table | None: ...
+
+    def delete_part(self, table: str, day: date | None, part_name: str) -> None: ...
+
+    def read_parts(self, table: str, days: Iterable[date] | None = None) -> pa.Table | None: ...
+
     def partition_days(self, table: str) -> list[date]: ...
 
 
@@ -130,6 +136,16 @@ class LocalParquetTableStore(dg.ConfigurableResource):
         temporary = folder / f".{part_name}.{uuid.uuid4().hex}.tmp"
         pq.write_table(rows, temporary)
         os.replace(temporary, folder / f"{part_name}.parquet")
+
+    def read_part(self, table: str, day: date | None, part_name: str) -> pa.Table | None:
+        """One named part file, or None when there is none."""
+        path = (self._partition_dir(table, day) if day else self.location(table)) / f"{part_name}.parquet"
+        return pq.read_table(path) if path.exists() else None
+
+    def delete_part(self, table: str, day: date | None, part_name: str) -> None:
+        """Removes one named part file (nothing happens when it is not there)."""
+        path = (self._partition_dir(table, day) if day else self.location(table)) / f"{part_name}.parquet"
+        path.unlink(missing_ok=True)
 
     def read_parts(self, table: str, days: Iterable[date] | None = None) -> pa.Table | None:
         """Reads part files without Spark (small operational tables such as ledgers)."""

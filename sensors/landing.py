@@ -14,14 +14,19 @@ from resources.table_store import LocalParquetTableStore
 INGEST_JOB_NAME = "ingest_feedback"
 
 
+def touched_days(entry: dict) -> list[str]:
+    """The days a ledger row changed: where its records landed, and where an earlier landing it replaced had."""
+    return sorted({*json.loads(entry["days"] or "[]"), *json.loads(entry.get("replaced_days") or "[]")})
+
+
 def stale_days(ledger: list[dict], after: float, materialized_at: dict[tuple[str, str], float]) -> dict[str, list[str]]:
     """Days touched by feedback files registered after `after` and not materialized since, with the files."""
     stale: dict[str, list[str]] = {}
     for entry in ledger:
         registered = entry["registered_at"].timestamp()
-        if entry["status"] != "registered" or entry["contract"] != Contract.feedback.value or registered <= after:
+        if entry["status"] == "superseded" or entry["contract"] != Contract.feedback.value or registered <= after:
             continue
-        for day in json.loads(entry["days"]):
+        for day in touched_days(entry):
             if materialized_at.get((entry["channel"], day), 0.0) < registered:
                 stale.setdefault(day, []).append(entry["sha256"])
     return stale
@@ -42,8 +47,11 @@ def _bronze_materialized_at(instance: dg.DagsterInstance, channel: str, days: li
 def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingResource, table_store: LocalParquetTableStore):
     """Registers new export files and requests an ingest run for every day whose bronze is now out of date."""
     registry = landing.registry(table_store)
-    for registration in registry.register_pending("sensor:landing_sensor"):
+    registrations, skipped = registry.land_pending("sensor:landing_sensor")
+    for registration in registrations:
         context.log.info("landed %s: %s %s", registration.file, registration.status, registration.error or "")
+    for waiting in skipped:
+        context.log.info("left %s for a later tick: %s", waiting.file, waiting.reason)
     after = float(context.cursor or 0.0)
     ledger = registry.ledger()
     fresh = [e for e in ledger if e["registered_at"].timestamp() > after and e["contract"] == Contract.feedback.value]
@@ -51,7 +59,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingResource
         return dg.SkipReason("no feedback files registered since the last tick")
     materialized_at: dict[tuple[str, str], float] = {}
     for channel in sorted({e["channel"] for e in fresh}):
-        days = sorted({d for e in fresh if e["channel"] == channel for d in json.loads(e["days"])})
+        days = sorted({d for e in fresh if e["channel"] == channel for d in touched_days(e)})
         materialized_at.update(_bronze_materialized_at(context.instance, channel, days))
     stale = stale_days(fresh, after, materialized_at)
     context.update_cursor(str(max(e["registered_at"].timestamp() for e in fresh)))

@@ -27,6 +27,11 @@ def spark(tmp_path_factory):
     session.stop()
 
 
+def settings_for(home: Path):
+    """Settings for a FEEDBACK_HOME a test fills itself: its files are complete, so they need not settle."""
+    return replace(read_settings(), feedback_home=home, landing_settle_seconds=0)
+
+
 @pytest.fixture
 def feedback_home(tmp_path, monkeypatch) -> Path:
     home = tmp_path / "feedback_home"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import date
 
 import dagster as dg
@@ -14,7 +13,7 @@ from feedback_assets.landing.mapping import load_preset
 from feedback_assets.sample_data import generate_sample
 from feedback_assets.schemas import BRONZE_FEEDBACK, SILVER_FEEDBACK, SILVER_REJECTS
 from feedback_assets.steps import bronze_table
-from resources.settings import read_settings
+from tests.conftest import settings_for
 from sensors.landing import landing_sensor
 from tests.test_landing import REVIEWS_HEADER, write
 from tests.test_silver import review_row
@@ -25,7 +24,7 @@ DAYS = [f"2026-10-0{d}" for d in range(1, 5)]
 
 @pytest.fixture
 def config(spark, feedback_home):
-    return replace(read_settings(), feedback_home=feedback_home)
+    return settings_for(feedback_home)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import date
 
 import dagster as dg
@@ -12,7 +11,7 @@ from feedback_assets.definitions import ALL_ASSETS, build_resources
 from feedback_assets.enrichment.step import CLASSIFICATIONS_TABLE, DEAD_LETTER_TABLE, TRIAGE_TABLE
 from feedback_assets.sample_data import generate_sample
 from feedback_assets.schemas import FEEDBACK_CLASSIFICATIONS, SILVER_FEEDBACK
-from resources.settings import read_settings
+from tests.conftest import settings_for
 from tests.loopback_openai import DEFAULT_API_KEY, LoopbackOpenAI
 from tests.test_assets import ranged
 from tests.test_enrichment_llm import classification_responder
@@ -24,7 +23,7 @@ FIRST, LAST = date(2026, 10, 1), date(2026, 10, 2)
 def prepared(spark, feedback_home, monkeypatch):
     for name in ["OPENAI_API_KEY", "OPENAI_BASE_URL", "AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY"]:
         monkeypatch.delenv(name, raising=False)
-    config = replace(read_settings(), feedback_home=feedback_home)
+    config = settings_for(feedback_home)
     generate_sample(config.landing_dir, feedback_home / "manifest.json", days=2, end_date=LAST, items_per_day=30, seed=5)
     with dg.instance_for_test() as instance:
         assert run(config, instance, "bronze", "silver").success

@@ -107,11 +107,12 @@ class TestParsing:
         assert parse_timestamp({"t": "2026-10-01", "tz": "Mars/Olympus"}, spec) == (None, "unknown time zone 'Mars/Olympus'")
 
     def test_malformed_jsonl_lines_are_kept_with_the_reason(self, tmp_path):
-        path = write(tmp_path / "t.jsonl", '{"ticket_id": "T1"}\n{"ticket_id": \n[1, 2]\n\n{"ticket_id": "T2"}\n')
+        good = '{"ticket_id": "T%d", "created_at": "2026-10-01T10:00:00Z", "subject": "s", "transcript": []}'
+        path = write(tmp_path / "t.jsonl", f'{good % 1}\n{{"ticket_id": \n[1, 2]\n\n{good % 2}\n')
         records = list(read_records(path, load_preset("support_tickets")))
         assert [(r.line, r.parse_error is None) for r in records] == [(1, True), (2, False), (3, False), (5, True)]
         assert records[1].parse_error.startswith("invalid JSON") and records[1].raw == '{"ticket_id": '
-        assert records[2].parse_error == "a JSON line must hold an object"
+        assert records[2].parse_error == "a JSON line must hold an object, not an array"
 
     def test_csv_rows_with_the_wrong_width_are_kept_with_the_reason(self, tmp_path):
         path = write(tmp_path / "r.csv", reviews_csv(review("R1", "2026-10-01T10:00:00Z"), "R2,2026-10-01T10:00:00Z,JKT-1042"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
@@ -10,6 +12,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PRESETS_DIR = Path(__file__).parent / "mappings"
+# One segment of a source path: a key, optionally with `[*]` or `[key=value]` to reach into a list.
+PATH_SEGMENT = re.compile(r"^(?P<name>[^\[\]]+)(?:\[(?P<selector>\*|[^=\]]+=[^\]]*)\])?$")
 
 
 class Contract(StrEnum):
@@ -126,6 +130,13 @@ class LandingMapping(BaseModel):
         if self.contract in (Contract.feedback, Contract.orders, Contract.returns):
             if (self.timestamp is None) == (self.date_assignment is None):
                 raise ValueError("give exactly one of `timestamp` or `date_assignment`")
+        if self.format == "jsonl":
+            # CSV columns are matched whole (names may hold dots or brackets); JSON paths are walked.
+            for target in self.fields:
+                for path in self.source_paths(target):
+                    if not all(PATH_SEGMENT.match(segment) for segment in path.split(".")):
+                        raise ValueError(f"field {target!r}: {path!r} is not a JSON path (a.b, items[*].text, "
+                                         "turns[role=customer].text)")
         if self.contract == Contract.feedback and "rating" in self.fields and not self.rating_scale:
             raise ValueError("a mapped `rating` needs `rating_scale: [low, high]`")
         return self
@@ -179,6 +190,15 @@ def load_mapping(path: Path) -> LandingMapping:
             f"{'.'.join(str(p) for p in e['loc']) or 'mapping'}: {e['msg']}" for e in error.errors()
         )
         raise MappingError(f"mapping {path} is invalid: {problems}") from error
+
+
+def mapping_version(mapping: LandingMapping) -> str:
+    """A content hash of the mapping: a changed mapping is a reason to try a refused file again."""
+    return hashlib.sha256(mapping.model_dump_json().encode()).hexdigest()[:16]
+
+
+def is_preset(name: str) -> bool:
+    return (PRESETS_DIR / f"{name}.yaml").exists()
 
 
 def preset_names() -> list[str]:

@@ -24,6 +24,15 @@ class RejectReason:
     oversize_text = "oversize_text"
     duplicate_source_id = "duplicate_source_id"
     duplicate_resubmission = "duplicate_resubmission"
+    invalid_source_id = "invalid_source_id"
+
+
+# Commerce keys a feedback row may carry. They become series keys downstream (a velocity series per
+# SKU, region, app version...), so a value that cannot be a key is dropped, and the drop recorded.
+KEY_FIELDS = ("order_id", "sku", "variant", "region", "platform", "app_version")
+MAX_KEY_CHARS = 64
+MAX_SOURCE_ID_CHARS = 256
+_CONTROL_CHARACTERS = r"[\x00-\x1f\x7f-\x9f\x{2028}\x{2029}]"
 
 
 DUPLICATE_REASONS = (RejectReason.duplicate_source_id, RejectReason.duplicate_resubmission)
@@ -68,6 +77,8 @@ def _first_failed_check(params: SilverParams) -> Column:
     checks: list[tuple[Column, str, Column]] = [
         (F.col("parse_error").isNotNull(), RejectReason.malformed_record, F.col("parse_error")),
         (_blank(F.col("source_id")), RejectReason.missing_required_field, F.lit("source_id")),
+        (F.length(F.trim("source_id")) > MAX_SOURCE_ID_CHARS, RejectReason.invalid_source_id,
+         F.format_string(f"source_id has %d characters (limit {MAX_SOURCE_ID_CHARS})", F.length(F.trim("source_id")))),
         (F.col("text").isNull(), RejectReason.missing_required_field, F.lit("text")),
         (F.col("encoding_error"), RejectReason.invalid_encoding, F.lit("text is not valid UTF-8")),
         (F.col("event_at").isNull(), RejectReason.bad_timestamp,
@@ -143,7 +154,11 @@ def build_silver_outcomes(bronze: DataFrame, params: SilverParams) -> DataFrame:
         .select("*", "clean.*")
         .withColumn("reason", F.when(F.col("text_clean") == "", F.lit(RejectReason.empty_text)))
         .withColumn("detail", F.when(F.col("reason").isNotNull(), F.lit("no text left after removing markup")))
+        .withColumn("field_issues", _field_issues())
         .withColumn("rating", _rating_on_five_point_scale())
+        .select("*", *[_usable_key(name).alias(f"_key_{name}") for name in KEY_FIELDS])
+        .drop(*KEY_FIELDS)
+        .withColumnsRenamed({f"_key_{name}": name for name in KEY_FIELDS})
         .withColumn("content_hash", F.sha2(F.col("text_clean"), 256))
         .withColumn("pii_redactions", F.create_map(*[p for k in PII_KINDS for p in (F.lit(k), F.col(f"pii_{k}"))]))
         .withColumn("pii_redaction_count", sum((F.col(f"pii_{k}") for k in PII_KINDS), F.lit(0)))
@@ -159,9 +174,44 @@ def reject_rows(outcomes: DataFrame) -> DataFrame:
     return outcomes.where(F.col("reason").isNotNull()).select(*SILVER_REJECTS.fieldNames())
 
 
+def _rating_value() -> Column:
+    return F.expr("try_cast(trim(rating) AS DOUBLE)")
+
+
 def _rating_on_five_point_scale() -> Column:
-    """Maps any source scale (1-5 stars, 0-10 NPS) onto 1..5; out-of-range or non-numeric → null."""
-    value = F.expr("try_cast(trim(rating) AS DOUBLE)")
+    """Maps any source scale (1-5 stars, 0-10 NPS) onto 1..5; out-of-range or non-numeric → null (see field_issues)."""
+    value = _rating_value()
     low, high = F.col("rating_scale_low"), F.col("rating_scale_high")
     in_range = value.between(low, high) & (high > low)
     return F.when(in_range, F.round(F.lit(1.0) + (value - low) / (high - low) * 4, 2))
+
+
+def _key_problem(name: str) -> Column:
+    """Why a commerce key cannot be used as one (too long, control characters), or null."""
+    value = F.trim(F.col(name))
+    return (
+        F.when(F.length(value) > MAX_KEY_CHARS,
+               F.format_string(f"dropped: %d characters (limit {MAX_KEY_CHARS})", F.length(value)))
+        .when(value.rlike(_CONTROL_CHARACTERS), F.lit("dropped: holds control characters"))
+    )
+
+
+def _usable_key(name: str) -> Column:
+    value = F.trim(F.col(name))
+    return F.when(~_blank(F.col(name)) & _key_problem(name).isNull(), value)
+
+
+def _field_issues() -> Column:
+    """Field values silver could not keep, by field: ratings outside their scale or not numbers, unusable keys."""
+    raw_rating = F.trim(F.col("rating"))
+    value = _rating_value()
+    low, high = F.col("rating_scale_low"), F.col("rating_scale_high")
+    rating_problem = (
+        F.when(_blank(F.col("rating")), F.lit(None))
+        .when(value.isNull(), F.format_string("dropped: %s is not a number", F.substring(raw_rating, 1, 40)))
+        .when(~value.between(low, high), F.format_string("dropped: %s is outside the scale %s..%s",
+                                                          F.substring(raw_rating, 1, 40), low, high))
+    )
+    problems = [F.struct(F.lit("rating").alias("field"), rating_problem.alias("issue"))]
+    problems += [F.struct(F.lit(name).alias("field"), _key_problem(name).alias("issue")) for name in KEY_FIELDS]
+    return F.map_from_entries(F.filter(F.array(*problems), lambda entry: entry["issue"].isNotNull()))

@@ -1,0 +1,1 @@
+"""Generated test inputs: hostile export files with the outcome each must have."""
