@@ -223,12 +223,15 @@ class _DuplicateKey(ValueError):
 
 def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
     """A JSON object whose keys are unique; a repeated key would silently overwrite a value."""
-    record: dict[str, object] = {}
-    for key, value in pairs:
-        if key in record:
-            raise _DuplicateKey(key)
-        record[key] = value
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        seen: set[str] = set()
+        raise _DuplicateKey(next(key for key, _ in pairs if key in seen or seen.add(key)))
     return record
+
+
+# A JSON escape of a UTF-16 surrogate: the only way a decoded value can hold a lone one.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _sanitized(value: object) -> tuple[object, bool]:
@@ -283,8 +286,10 @@ def parse_json_record(number: int, content: str) -> SourceRecord:
         kind = "an array" if isinstance(value, list) else "a single value"
         return SourceRecord(number, None, raw, parse_error=f"a JSON line must hold an object, not {kind}",
                             encoding_error=encoding_error)
-    fields, dirty = _sanitized(value)
-    return SourceRecord(number, fields, raw, encoding_error=encoding_error or dirty)
+    if encoding_error or _SURROGATE_ESCAPE.search(content):
+        value, dirty = _sanitized(value)
+        encoding_error = encoding_error or dirty
+    return SourceRecord(number, value, raw, encoding_error=encoding_error)
 
 
 def _read_jsonl(text: str, mapping: LandingMapping, file_name: str) -> Iterator[SourceRecord]:

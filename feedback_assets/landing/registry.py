@@ -296,9 +296,10 @@ class LandingRegistry:
                                           path.name)
 
         by_day: dict[date, list[dict]] = defaultdict(list)
+        source_file = self._ledger_name(path)
         for row in rows:
             row.update(file_sha256=sha256, mapping=mapping.name, ingested_at=now, ingest_run_id=ingest_run_id,
-                       source_file=self._ledger_name(path))
+                       source_file=source_file)
             by_day[row.pop("_day")].append(row)
         schema = landed_arrow_schema(mapping.contract)
         table = landed_table(mapping.contract, mapping.channel)
@@ -396,7 +397,7 @@ def _mapped_row(index: int, record: SourceRecord, mapping: LandingMapping, optio
     for target in mapping.fields:
         separator = "\n" if target == "text" else "|"
         value = field_value(fields, mapping.source_paths(target), separator) if record.fields else None
-        if value is not None:
+        if value is not None and not value.isascii():
             value, dirty = clean_text(value)
             encoding_error = encoding_error or dirty
         row[target] = value
