@@ -12,7 +12,7 @@ from pathlib import Path
 
 from feedback_assets.enrichment import evaluation
 from feedback_assets.enrichment.items import prepare_text
-from feedback_assets.enrichment.local import FeedbackItem
+from feedback_assets.enrichment.models import FeedbackItem
 from feedback_assets.enrichment.service import local_classifier
 from feedback_assets.enrichment.taxonomy import PROMPTS_DIR, load_taxonomy
 

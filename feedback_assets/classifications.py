@@ -38,6 +38,9 @@ _COMMON = {"kinds": {"python", "openai"}, "owners": ["team:voice-of-customer"], 
                           description=f"The label mix moved less than {MAX_LABEL_SHIFT:.0%} (total variation) from the trailing 28 days."),
         dg.AssetCheckSpec("review_share", asset=CLASSIFICATIONS_KEY,
                           description=f"At most {MAX_REVIEW_SHARE:.0%} of items need an analyst's review."),
+        dg.AssetCheckSpec("classifier_answers_usable", asset=CLASSIFICATIONS_KEY, blocking=True,
+                          description="The classifier's answers were usable: its circuit breaker did not open "
+                                      "(most responses invalid, e.g. a model that ignores strict structured output)."),
     ],
     group_name="enrichment",
     can_subset=False,
@@ -75,6 +78,14 @@ def feedback_classifications(context: dg.AssetExecutionContext, pyspark: PySpark
     share = report.triage_rows / report.classified_rows if report.classified_rows else 0.0
     yield dg.AssetCheckResult(check_name="review_share", asset_key=CLASSIFICATIONS_KEY, severity=dg.AssetCheckSeverity.WARN,
                               passed=share <= MAX_REVIEW_SHARE, metadata={"share": share})
+    breaker = report.usage.circuit_breaker
+    if breaker:
+        context.log.error("classification stopped early: %s", breaker)
+    yield dg.AssetCheckResult(check_name="classifier_answers_usable", asset_key=CLASSIFICATIONS_KEY, passed=breaker is None,
+                              metadata={"circuit_breaker": dg.MetadataValue.text(breaker or "closed"),
+                                        "invalid_responses": dg.MetadataValue.int(report.usage.invalid_responses),
+                                        "invalid_items": dg.MetadataValue.int(report.usage.invalid_items),
+                                        "dead_letters": dg.MetadataValue.int(report.dead_letter_rows)})
 
 
 def _usage_metadata(report: EnrichmentReport, model: str) -> dict[str, dg.MetadataValue]:
@@ -82,6 +93,10 @@ def _usage_metadata(report: EnrichmentReport, model: str) -> dict[str, dg.Metada
     return {
         "llm_calls": dg.MetadataValue.int(usage.calls),
         "llm_failed_calls": dg.MetadataValue.int(usage.failed_calls),
+        "llm_invalid_responses": dg.MetadataValue.int(usage.invalid_responses),
+        "llm_invalid_items": dg.MetadataValue.int(usage.invalid_items),
+        "llm_unasked_items": dg.MetadataValue.int(usage.unasked_items),
+        "llm_circuit_breaker": dg.MetadataValue.text(usage.circuit_breaker or "closed"),
         "prompt_tokens": dg.MetadataValue.int(usage.prompt_tokens),
         "cached_prompt_tokens": dg.MetadataValue.int(usage.cached_tokens),
         "completion_tokens": dg.MetadataValue.int(usage.completion_tokens),

@@ -282,7 +282,7 @@ def evaluate_golden(
 ) -> None:
     """Score a backend on the golden set: per-label precision/recall/F1, macro-F1, accuracy, confusions."""
     from feedback_assets.enrichment import evaluation
-    from feedback_assets.enrichment.local import FeedbackItem
+    from feedback_assets.enrichment.models import FeedbackItem
     from feedback_assets.enrichment.service import classify_with_backend
     from feedback_assets.enrichment.taxonomy import PROMPTS_DIR, load_taxonomy
 

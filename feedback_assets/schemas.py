@@ -123,6 +123,8 @@ LABEL_ASSIGNMENT = T.StructType(
         T.StructField("domain", T.StringType()),
         T.StructField("severity", T.DoubleType()),
         T.StructField("evidence", T.StringType()),
+        # quote: the classifier's evidence is verbatim in the text; fallback: it was not, a sentence of the text stands in.
+        T.StructField("evidence_origin", T.StringType()),
     ]
 )
 ENTITIES = T.StructType(
@@ -140,6 +142,8 @@ FEEDBACK_CLASSIFICATIONS = T.StructType(
         T.StructField("sentiment", T.DoubleType()),
         T.StructField("churn_intent", T.BooleanType()),
         T.StructField("entities", ENTITIES),
+        # Entity values the classifier proposed that the catalog and the text do not support (evidence, never keys).
+        T.StructField("unresolved_entities", T.MapType(T.StringType(), T.StringType())),
         T.StructField("summary", T.StringType()),
         T.StructField("suggested_owner", T.StringType()),
         T.StructField("confidence", T.DoubleType()),

@@ -31,5 +31,5 @@ class EnrichmentResource(dg.ConfigurableResource):
         settings = LLMSettings(model=connection.model, batch_size=self.batch_size, max_concurrency=self.max_concurrency,
                                rpm_limit=self.rpm_limit, tpm_limit=self.tpm_limit,
                                review_below_confidence=self.review_below_confidence or LLMSettings.review_below_confidence)
-        llm = llm_classifier(connection, settings)
+        llm = llm_classifier(connection, settings, catalog)
         return Backend(llm.backend, settings.model, llm.prompt.version, llm.classify, llm.usage)

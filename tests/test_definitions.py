@@ -54,10 +54,11 @@ def test_landing_sensor_and_ingest_job_are_defined():
     assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == EXPECTED_ASSETS["bronze"] | EXPECTED_ASSETS["silver"]
 
 
-def test_classification_checks_guard_accounting_drift_and_review_load():
+def test_classification_checks_guard_accounting_usable_answers_drift_and_review_load():
     specs = defs.get_assets_def("feedback_classifications").check_specs
     assert {spec.name: spec.blocking for spec in specs} == {
-        "every_item_accounted_for": True, "label_mix_stable": False, "review_share": False,
+        "every_item_accounted_for": True, "classifier_answers_usable": True,
+        "label_mix_stable": False, "review_share": False,
     }
 
 

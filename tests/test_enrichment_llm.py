@@ -9,7 +9,7 @@ import pytest
 
 from feedback_assets.enrichment.items import prepare_text
 from feedback_assets.enrichment.llm import LLMClassifier, LLMConnection, LLMSettings, client_factory
-from feedback_assets.enrichment.local import FeedbackItem
+from feedback_assets.enrichment.models import FeedbackItem
 from feedback_assets.enrichment.prompt import build_prompt
 from feedback_assets.enrichment.taxonomy import load_taxonomy
 from tests.loopback_openai import DEFAULT_API_KEY, LoopbackOpenAI

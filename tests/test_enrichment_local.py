@@ -11,7 +11,9 @@ from feedback_assets.enrichment.entities import EntityCatalog, extract_entities
 from feedback_assets.enrichment.evaluation import calibration_error, evaluate
 from feedback_assets.enrichment.injection import injection_signals, looks_like_injection
 from feedback_assets.enrichment.items import InputError, read_items
-from feedback_assets.enrichment.local import FeedbackItem, LocalClassifier, default_encoder, split_sentences, taxonomy_prototypes
+from feedback_assets.enrichment.evidence import split_sentences
+from feedback_assets.enrichment.local import LocalClassifier, default_encoder, taxonomy_prototypes
+from feedback_assets.enrichment.models import FeedbackItem
 from feedback_assets.enrichment.schema import response_models, strict_json_schema
 from feedback_assets.enrichment.taxonomy import load_taxonomy, parse_taxonomy
 
@@ -55,7 +57,28 @@ class TestSchema:
         schema = strict_json_schema(TAXONOMY)
         item = schema["$defs"]["ItemResult"]
         assert item["additionalProperties"] is False and set(item["required"]) == set(item["properties"])
-        assert set(schema["$defs"]["Label"]["enum"]) == set(TAXONOMY.label_ids)
+        assert set(item["properties"]["primary_label"]["enum"]) == set(TAXONOMY.label_ids)
+        assert set(schema["$defs"]["LabelAssignment"]["properties"]["label"]["enum"]) == set(TAXONOMY.label_ids)
+
+    @pytest.mark.parametrize(("change", "why"), [
+        ({"confidence": "0.99"}, "a number as a string"),
+        ({"churn_intent": "yes"}, "a boolean as a string"),
+        ({"churn_intent": 1}, "a boolean as a number"),
+        ({"sentiment": -3}, "out of range"),
+        ({"labels": [{"label": "delivery_delay", "severity": 0.5, "evidence": "late"}] * 2}, "a label listed twice"),
+        ({"primary_label": "defect_or_damage"}, "a primary label that is not among the labels"),
+        ({"labels": [{"label": "delivery_delay", "severity": "0.5", "evidence": "late"}]}, "a string severity"),
+        ({"entities": {"sku": 5, "variant": None, "region": None, "carrier": None, "shipping_method": None,
+                       "order_id": None}}, "a number where an entity string goes"),
+    ])
+    def test_model_answers_are_validated_strictly(self, change, why):
+        item, _ = response_models(TAXONOMY)
+        valid = {"id": "1", "labels": [{"label": "delivery_delay", "severity": 0.5, "evidence": "late"}],
+                 "primary_label": "delivery_delay", "sentiment": -0.5, "churn_intent": False, "summary": "late",
+                 "confidence": 0.9, "entities": {k: None for k in ["sku", "variant", "region", "carrier", "shipping_method", "order_id"]}}
+        item.model_validate(valid)
+        with pytest.raises(ValidationError):
+            item.model_validate({**valid, **change})
 
 
 class TestInjection:

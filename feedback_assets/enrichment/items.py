@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from feedback_assets.enrichment.local import FeedbackItem
+from feedback_assets.enrichment.models import FeedbackItem
 from feedback_assets.transforms.pii import scrub_pii
 from feedback_assets.transforms.text import normalize_text
 

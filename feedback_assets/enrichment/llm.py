@@ -1,10 +1,12 @@
 """The LLM backend: OpenAI, Azure OpenAI or any OpenAI-compatible server, strict JSON, nothing lost.
 
 Items go in batches of K with their ids; batches run concurrently under a semaphore and an RPM/TPM
-budget. The SDK retries 429/5xx/timeouts (honouring Retry-After). A response that is not valid JSON,
-is truncated, or misses or mangles items is split in halves and retried, down to single items; an
-item that still fails becomes a dead letter: a result row with `error` set and needs_review, never
-a missing row.
+budget. The SDK retries 429/5xx/timeouts (honouring Retry-After). Answers are validated strictly
+(no string numbers, no labels outside the enum, no label twice, the primary among the labels, one
+answer per id). A response that is not valid JSON, is truncated, or misses or mangles items is split
+in halves and retried, down to single items; an item that still fails becomes a dead letter: a
+result row with `error` set and needs_review, never a missing row. When most responses of a run
+are unusable, a circuit breaker stops the splitting and dead-letters the rest with one error.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +22,8 @@ from typing import Any
 import openai
 from pydantic import ValidationError
 
-from feedback_assets.enrichment.local import FeedbackItem
+from feedback_assets.enrichment.entities import EntityCatalog
+from feedback_assets.enrichment.models import FeedbackItem
 from feedback_assets.enrichment.prompt import Prompt
 from feedback_assets.enrichment.rate_limit import RateBudget
 from feedback_assets.enrichment.review import Producer, classification_record, dead_letter_record
@@ -46,6 +50,8 @@ class LLMSettings:
     max_attempts: int = 2
     completion_tokens_per_item: int = 220
     review_below_confidence: float = 0.5
+    # After this many judged responses, the circuit breaker may open; None turns it off.
+    circuit_breaker_after: int | None = 8
 
 
 @dataclass
@@ -56,6 +62,9 @@ class Usage:
     prompt_tokens: int = 0
     cached_tokens: int = 0
     completion_tokens: int = 0
+    invalid_items: int = 0  # answers for an asked item that failed validation, or contradicted each other
+    unasked_items: int = 0  # answers for ids nobody asked about
+    circuit_breaker: str | None = None  # why the run stopped asking the model, when it did
 
     def cost_usd(self, model: str) -> float:
         price_in, price_cached, price_out = PRICES_PER_MILLION.get(model, PRICES_PER_MILLION["gpt-4o-mini"])
@@ -67,6 +76,55 @@ class InvalidResponse(ValueError):
     """The model's answer for a batch could not be used as a whole."""
 
 
+# 4xx answers that a retry will not change: the endpoint, the key or the request is wrong for this server.
+_PERMANENT_STATUSES = frozenset({400, 401, 403, 404, 405, 415, 422})
+
+
+@dataclass
+class CircuitBreaker:
+    """Stops asking a model whose answers are systematically unusable, instead of splitting forever.
+
+    It judges the first answer to each batch (retries of single stubborn items would say more about
+    those items than about the model): usable when at least half of the batch came back valid, not
+    when the answer is invalid as a whole or mostly invalid; a permanent HTTP error (400, 401, 403,
+    404...) on any request counts as unusable too. Once `min_responses` have been judged and more
+    than `max_unusable_share` of them were unusable, the breaker opens: nothing more is sent in this
+    run and the items left become dead letters with one error that names the likely cause.
+    """
+
+    min_responses: int = 8
+    enabled: bool = True
+    max_unusable_share: float = 0.5
+    responses: int = 0
+    unusable: int = 0
+    examples: list[str] = field(default_factory=list)
+    reason: str | None = None
+
+    def record(self, usable: bool, problem: str | None = None) -> None:
+        self.responses += 1
+        if not usable:
+            self.unusable += 1
+            if problem and len(self.examples) < 3 and problem not in self.examples:
+                self.examples.append(problem)
+        if self.enabled and self.reason is None and self.responses >= self.min_responses \
+                and self.unusable > self.max_unusable_share * self.responses:
+            self.reason = self._explain()
+
+    @property
+    def open(self) -> bool:
+        return self.reason is not None
+
+    def _explain(self) -> str:
+        seen = "; ".join(self.examples) or "no details"
+        if any(e.startswith("HTTP 40") for e in self.examples):
+            cause = "the endpoint refuses the requests (check the key, the model or deployment name, and that it accepts response_format json_schema)"
+        else:
+            cause = ("the model ignores the strict structured output it was asked for (response_format json_schema); "
+                     "use a model or deployment that supports it")
+        return (f"circuit breaker: {self.unusable} of {self.responses} responses were unusable ({seen}); {cause}. "
+                "The remaining items were not sent; a re-run retries them.")
+
+
 @dataclass
 class LLMClassifier:
     # A fresh client per classify() call: async clients are bound to the event loop that made them.
@@ -76,12 +134,16 @@ class LLMClassifier:
     settings: LLMSettings = field(default_factory=LLMSettings)
     backend: str = "openai"
     usage: Usage = field(default_factory=Usage)
+    catalog: EntityCatalog = field(default_factory=EntityCatalog)
 
     def __post_init__(self) -> None:
         self._item_model, self._batch_model = response_models(self.taxonomy)
         self._budget = RateBudget(self.settings.rpm_limit, self.settings.tpm_limit)
         self._prefix_tokens = count_tokens(self.prompt.system)
         self._producer = Producer(self.backend, self.settings.model, self.prompt.version, self.taxonomy)
+        # One breaker for the classifier's life (one asset run): once open, later chunks are not sent either.
+        self._breaker = CircuitBreaker(self.settings.circuit_breaker_after or 0,
+                                       enabled=self.settings.circuit_breaker_after is not None)
 
     def classify(self, items: Sequence[FeedbackItem]) -> list[dict]:
         return asyncio.run(self.classify_async(items))
@@ -95,36 +157,55 @@ class LLMClassifier:
         async with self.client_factory() as client:
             self._client = client
             await asyncio.gather(*(self._settle(batch, results, semaphore) for batch in batches))
+        self.usage.circuit_breaker = self._breaker.reason
         return [results[item.id] for item in items]
 
-    async def _settle(self, batch: list[FeedbackItem], results: dict[str, dict], semaphore: asyncio.Semaphore) -> None:
+    async def _settle(self, batch: list[FeedbackItem], results: dict[str, dict], semaphore: asyncio.Semaphore,
+                      first: bool = True) -> None:
         """Transport failures retry the batch; an unusable answer splits it; what is left becomes dead letters."""
         error = ""
-        for _ in range(self.settings.max_attempts):
-            try:
-                async with semaphore:
-                    answered = await self._call(batch)
-                error = "the response left the item out or returned it invalid"
-            except (openai.APIConnectionError, openai.APIStatusError) as failure:
-                self.usage.failed_calls += 1
-                error = f"{type(failure).__name__}: {_safe_message(failure)}"
-                continue
-            except InvalidResponse as failure:
-                self.usage.invalid_responses += 1
-                answered, error = {}, f"invalid response: {failure}"
+        problems: dict[str, str] = {}
+        for attempt in range(self.settings.max_attempts):
+            judged = first and attempt == 0
+            async with semaphore:
+                if self._breaker.open:
+                    break
+                try:
+                    answered, problems = await self._call(batch)
+                    error = "the response left the item out"
+                    if judged:
+                        self._breaker.record(2 * len(answered) >= len(batch),
+                                             next(iter(problems.values()), "items left out"))
+                except openai.APIStatusError as failure:
+                    self.usage.failed_calls += 1
+                    error = f"{type(failure).__name__}: {_safe_message(failure)}"
+                    if failure.status_code in _PERMANENT_STATUSES:
+                        self._breaker.record(False, _safe_message(failure))
+                    continue
+                except openai.APIConnectionError as failure:
+                    self.usage.failed_calls += 1
+                    error = f"{type(failure).__name__}: {_safe_message(failure)}"
+                    continue
+                except InvalidResponse as failure:
+                    self.usage.invalid_responses += 1
+                    answered, error = {}, f"invalid response: {failure}"
+                    if judged:
+                        self._breaker.record(False, str(failure))
             results.update(answered)
             batch = [item for item in batch if item.id not in answered]
             if not batch:
                 return
-            if len(batch) > 1:
+            if len(batch) > 1 and not self._breaker.open:
                 middle = len(batch) // 2
-                await asyncio.gather(self._settle(batch[:middle], results, semaphore),
-                                     self._settle(batch[middle:], results, semaphore))
+                await asyncio.gather(self._settle(batch[:middle], results, semaphore, first=False),
+                                     self._settle(batch[middle:], results, semaphore, first=False))
                 return
         for item in batch:
-            results[item.id] = self._dead_letter(item, error)
+            reason = self._breaker.reason or problems.get(item.id, error) or "not classified"
+            results[item.id] = self._dead_letter(item, reason)
 
-    async def _call(self, batch: list[FeedbackItem]) -> dict[str, dict]:
+    async def _call(self, batch: list[FeedbackItem]) -> tuple[dict[str, dict], dict[str, str]]:
+        """The usable answers of one request by item id, and what was wrong with the others."""
         payload = [{"id": item.id, "text": item.text, **({"rating": item.rating} if item.rating is not None else {}),
                     **({"channel": item.channel} if item.channel else {})} for item in batch]
         messages = self.prompt.messages(payload)
@@ -139,25 +220,41 @@ class LLMClassifier:
                              "json_schema": {"name": "feedback_classifications", "strict": True, "schema": self.prompt.schema}},
         )
         self._record_usage(completion)
+        if not completion.choices:
+            raise InvalidResponse("no choices")
         choice = completion.choices[0]
         if choice.finish_reason == "length":
             raise InvalidResponse("truncated (finish_reason=length)")
         try:
             document = json.loads(choice.message.content or "")
-        except json.JSONDecodeError as error:
-            raise InvalidResponse(f"not JSON ({error.msg})") from None
+        except (json.JSONDecodeError, RecursionError) as error:
+            raise InvalidResponse(f"not JSON ({getattr(error, 'msg', type(error).__name__)})") from None
         if not isinstance(document, dict) or not isinstance(document.get("items"), list):
             raise InvalidResponse("no `items` array")
+        return self._answers(batch, document["items"])
+
+    def _answers(self, batch: list[FeedbackItem], raw_items: list[Any]) -> tuple[dict[str, dict], dict[str, str]]:
+        """Strictly validated answers; an id answered twice is a contradiction, so neither answer counts."""
         wanted = {item.id: item for item in batch}
+        ids = Counter(raw.get("id") for raw in raw_items if isinstance(raw, dict) and isinstance(raw.get("id"), str))
         answered: dict[str, dict] = {}
-        for raw in document["items"]:
+        problems: dict[str, str] = {}
+        for raw in raw_items:
+            item_id = raw.get("id") if isinstance(raw, dict) else None
+            if not isinstance(item_id, str) or item_id not in wanted:
+                self.usage.unasked_items += 1
+                continue
+            if ids[item_id] > 1:
+                problems[item_id] = f"the response answered the item {ids[item_id]} times"
+                continue
             try:
                 parsed = self._item_model.model_validate(raw)
-            except ValidationError:
+            except ValidationError as error:
+                problems[item_id] = f"invalid answer: {_first_error(error)}"
                 continue
-            if parsed.id in wanted and parsed.id not in answered and parsed.primary_label in {l.label for l in parsed.labels}:
-                answered[parsed.id] = self._record(wanted[parsed.id], parsed)
-        return answered
+            answered[item_id] = self._record(wanted[item_id], parsed)
+        self.usage.invalid_items += len(problems)
+        return answered, problems
 
     def _record_usage(self, completion: Any) -> None:
         self.usage.calls += 1
@@ -169,15 +266,22 @@ class LLMClassifier:
 
     def _record(self, item: FeedbackItem, parsed: Any) -> dict:
         return classification_record(
-            self._producer, item.id, item.text,
+            self._producer, item, self.catalog,
             labels=[(str(l.label), l.severity, l.evidence) for l in parsed.labels], primary_label=str(parsed.primary_label),
-            sentiment=parsed.sentiment, churn_intent=parsed.churn_intent, entities=parsed.entities.model_dump(),
-            summary=parsed.summary[:300], confidence=parsed.confidence,
+            sentiment=parsed.sentiment, churn_intent=parsed.churn_intent, proposed_entities=parsed.entities.model_dump(),
+            summary=parsed.summary, confidence=parsed.confidence,
             review_below_confidence=self.settings.review_below_confidence,
         )
 
     def _dead_letter(self, item: FeedbackItem, error: str) -> dict:
         return dead_letter_record(self._producer, item.id, item.text, error)
+
+
+def _first_error(error: ValidationError) -> str:
+    """The first validation problem, in a line that holds no model output beyond its location."""
+    first = error.errors(include_url=False, include_input=False)[0]
+    location = ".".join(str(part) for part in first["loc"]) or "item"
+    return f"{location}: {first['msg']}"[:200]
 
 
 def _safe_message(error: Exception) -> str:

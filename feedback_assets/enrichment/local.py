@@ -9,7 +9,6 @@ sentence that says it as evidence. Confidence is a temperature softmax over labe
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -17,7 +16,9 @@ from typing import Protocol
 
 import numpy as np
 
-from feedback_assets.enrichment.entities import EntityCatalog, extract_entities
+from feedback_assets.enrichment.entities import EntityCatalog
+from feedback_assets.enrichment.evidence import split_sentences
+from feedback_assets.enrichment.models import FeedbackItem
 from feedback_assets.enrichment.review import PRAISE, Producer, classification_record
 from feedback_assets.enrichment.taxonomy import Taxonomy, content_version
 
@@ -38,7 +39,6 @@ NEGATIVE_ANCHORS = ("This is terrible, I am very disappointed and angry.", "Awfu
                     "Completely useless and broken, what a waste of money.")
 CHURN_ANCHORS = ("I will never order from this store again.", "I am cancelling my account and shopping elsewhere.",
                  "Lost a customer, I'm done with this brand.", "Never buying from you again, going to a competitor.")
-_SENTENCE_END = re.compile(r"(?<=[.!?¡¿])\s+|\n+")
 
 
 class Encoder(Protocol):
@@ -83,16 +83,6 @@ class LocalParams:
     churn_threshold: float = 0.62
     rating_weight: float = 0.6
     praise_rating_nudge: float = 0.04
-
-
-@dataclass(frozen=True)
-class FeedbackItem:
-    id: str
-    text: str
-    rating: float | None = None
-    channel: str | None = None
-    sku: str | None = None
-    region: str | None = None
 
 
 @dataclass(frozen=True)
@@ -171,13 +161,13 @@ class LocalClassifier:
         sentiment = self._sentiment(embeddings, item.rating)
         negativity = (1 - sentiment) / 2
         return classification_record(
-            producer, item.id, item.text,
+            producer, item, self.catalog,
             labels=[(self._labels[i], round(BASE_SEVERITY.get(self._labels[i], 0.3) * (0.5 + 0.5 * negativity), 3),
                      sentences[best_sentence[i]]) for i in chosen],
             primary_label=self._labels[primary],
             sentiment=round(sentiment, 3),
             churn_intent=bool(len(embeddings) and float((embeddings @ self._churn.T).max()) >= params.churn_threshold),
-            entities=extract_entities(item.text, self.catalog, sku=item.sku, region=item.region).model_dump(),
+            proposed_entities=None,
             summary=_summary(sentences[best_sentence[primary]]),
             confidence=round(float(probabilities[primary]), 4),
             review_below_confidence=params.review_below_confidence,
@@ -193,17 +183,6 @@ class LocalClassifier:
             return tone
         from_rating = (rating - 3) / 2
         return float(np.clip(self.params.rating_weight * from_rating + (1 - self.params.rating_weight) * tone, -1, 1))
-
-
-def split_sentences(text: str, limit: int = 8) -> list[str]:
-    """Sentences worth scoring (at most `limit`, the longest kept); the whole text when it has none."""
-    parts = [p.strip() for p in _SENTENCE_END.split(text) if len(p.strip()) >= 3]
-    if not parts:
-        return [text.strip() or "(empty)"]
-    if len(parts) > limit:
-        keep = sorted(sorted(range(len(parts)), key=lambda i: -len(parts[i]))[:limit])
-        parts = [parts[i] for i in keep]
-    return [p[:400] for p in parts]
 
 
 def _summary(sentence: str, limit: int = 140) -> str:

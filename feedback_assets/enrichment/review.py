@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from feedback_assets.enrichment.entities import EntityCatalog, one_line, resolve_entities
+from feedback_assets.enrichment.evidence import verified_evidence
 from feedback_assets.enrichment.injection import injection_signals
+from feedback_assets.enrichment.models import FeedbackItem
 from feedback_assets.enrichment.taxonomy import Taxonomy
+
+SUMMARY_CHARS = 300
 
 PRAISE = "praise_no_issue"
 MINOR_LABELS = frozenset({PRAISE, "other_unclear", "feature_request", "feature_confusion", "search_navigation_ux",
@@ -38,28 +44,41 @@ class Producer:
     taxonomy: Taxonomy
 
 
-def classification_record(producer: Producer, item_id: str, text: str, *, labels: list[tuple[str, float, str]],
-                          primary_label: str, sentiment: float, churn_intent: bool, entities: dict, summary: str,
+def classification_record(producer: Producer, item: FeedbackItem, catalog: EntityCatalog, *,
+                          labels: list[tuple[str, float, str]], primary_label: str, sentiment: float,
+                          churn_intent: bool, proposed_entities: Mapping[str, object] | None, summary: str,
                           confidence: float, review_below_confidence: float) -> dict:
-    """The classification row every backend returns; domains, owner and review come from the taxonomy and the rule."""
+    """The classification row every backend returns, whatever the classifier said.
+
+    Domains, owner and review come from the taxonomy and the rule; entities are grounded in the
+    catalog and the text (`resolve_entities`); each evidence string is checked to be a quote of the
+    text (`verified_evidence`); free text is bounded. So a classifier's output can be wrong, but it
+    can never put foreign text, an invented key or an owner of its choosing into a row.
+    """
     taxonomy = producer.taxonomy
-    reasons = review_reasons(text, primary_label, confidence, sentiment, len(labels), review_below_confidence)
+    reasons = review_reasons(item.text, primary_label, confidence, sentiment, len(labels), review_below_confidence)
+    resolved = resolve_entities(proposed_entities, item.text, catalog, sku=item.sku, region=item.region)
+    assignments = []
+    for label, severity, evidence in labels:
+        quote, origin = verified_evidence(evidence, item.text)
+        assignments.append({"label": label, "domain": taxonomy.domain_of(label), "severity": severity,
+                            "evidence": quote, "evidence_origin": origin})
     return {
-        "id": item_id,
-        "labels": [{"label": label, "domain": taxonomy.domain_of(label), "severity": severity, "evidence": evidence[:200]}
-                   for label, severity, evidence in labels],
+        "id": item.id,
+        "labels": assignments,
         "primary_label": primary_label,
         "domain": taxonomy.domain_of(primary_label),
         "sentiment": sentiment,
         "churn_intent": churn_intent,
-        "entities": entities,
-        "summary": summary,
+        "entities": resolved.entities.model_dump(),
+        "unresolved_entities": resolved.unresolved or None,
+        "summary": one_line(summary, SUMMARY_CHARS) if summary else None,
         "suggested_owner": taxonomy.labels[primary_label].owner.team,
         "confidence": confidence,
         **_provenance(producer),
         "needs_review": bool(reasons),
         "review_reason": ",".join(reasons) or None,
-        "injection_signals": injection_signals(text),
+        "injection_signals": injection_signals(item.text),
     }
 
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from feedback_assets.enrichment.taxonomy import Taxonomy
 
 
+# Model output is validated strictly: no "0.99" for a number, no "yes" for a boolean, no extra keys.
+STRICT = ConfigDict(extra="forbid", strict=True)
+
+
 class Entities(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     sku: str | None
     variant: str | None
@@ -22,9 +25,24 @@ class Entities(BaseModel):
 
 
 
-def label_enum(taxonomy: Taxonomy) -> type[StrEnum]:
-    """The label ids of the taxonomy as an enum: the only values a classification may name."""
-    return StrEnum("Label", {label_id: label_id for label_id in taxonomy.label_ids})
+def label_literal(taxonomy: Taxonomy) -> Any:
+    """The label ids of the taxonomy as a Literal type: the only values a classification may name."""
+    return Literal[tuple(taxonomy.label_ids)]
+
+
+class _ItemChecks(BaseModel):
+    """Rules across fields of one answer: each label at most once, and the primary one among them."""
+
+    model_config = STRICT
+
+    @model_validator(mode="after")
+    def _consistent_labels(self) -> _ItemChecks:
+        named = [assignment.label for assignment in self.labels]  # type: ignore[attr-defined]
+        if len(set(named)) != len(named):
+            raise ValueError("a label is listed more than once")
+        if self.primary_label not in named:  # type: ignore[attr-defined]
+            raise ValueError("primary_label is not one of the labels")
+        return self
 
 
 _MODELS_BY_VERSION: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {}
@@ -38,17 +56,17 @@ def response_models(taxonomy: Taxonomy) -> tuple[type[BaseModel], type[BaseModel
 
 
 def _build_models(taxonomy: Taxonomy) -> tuple[type[BaseModel], type[BaseModel]]:
-    labels = label_enum(taxonomy)
+    labels = label_literal(taxonomy)
     assignment = create_model(
         "LabelAssignment",
-        __config__=ConfigDict(extra="forbid"),
+        __config__=STRICT,
         label=(labels, ...),
         severity=(float, Field(ge=0, le=1)),
         evidence=(str, Field(description="a short verbatim quote from the feedback")),
     )
     item = create_model(
         "ItemResult",
-        __config__=ConfigDict(extra="forbid"),
+        __base__=_ItemChecks,
         id=(str, ...),
         labels=(list[assignment], Field(min_length=1)),
         primary_label=(labels, ...),
@@ -58,7 +76,7 @@ def _build_models(taxonomy: Taxonomy) -> tuple[type[BaseModel], type[BaseModel]]
         summary=(str, ...),
         confidence=(float, Field(ge=0, le=1)),
     )
-    batch = create_model("BatchResult", __config__=ConfigDict(extra="forbid"), items=(list[item], ...))
+    batch = create_model("BatchResult", __config__=STRICT, items=(list[item], ...))
     return item, batch
 
 

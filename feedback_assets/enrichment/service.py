@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from feedback_assets.enrichment.llm import LLMClassifier, LLMConnection, LLMSettings, Usage, client_factory
 from feedback_assets.enrichment.entities import EntityCatalog
 from feedback_assets.enrichment.local import (
-    FeedbackItem,
     LocalClassifier,
     LocalParams,
     Prototype,
     default_encoder,
     taxonomy_prototypes,
 )
+from feedback_assets.enrichment.models import FeedbackItem
 from feedback_assets.enrichment.prompt import build_prompt
 from feedback_assets.enrichment.taxonomy import load_taxonomy
 
@@ -45,11 +45,13 @@ def resolve_backend(requested: str, connection: LLMConnection | None) -> str:
     return requested
 
 
-def llm_classifier(connection: LLMConnection, settings: LLMSettings | None = None) -> LLMClassifier:
+def llm_classifier(connection: LLMConnection, settings: LLMSettings | None = None,
+                   catalog: EntityCatalog | None = None) -> LLMClassifier:
     taxonomy = load_taxonomy()
     settings = settings or LLMSettings(model=connection.model)
     backend = "azure_openai" if connection.provider == "azure" else "openai"
-    return LLMClassifier(client_factory(connection), taxonomy, build_prompt(taxonomy), settings, backend=backend)
+    return LLMClassifier(client_factory(connection), taxonomy, build_prompt(taxonomy), settings, backend=backend,
+                         catalog=catalog or EntityCatalog())
 
 
 def classify_with_backend(items: Sequence[FeedbackItem], backend: str = "auto") -> Classification:

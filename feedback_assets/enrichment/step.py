@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 from feedback_assets.enrichment.cache import ClassificationCache
 from feedback_assets.enrichment.entities import EntityCatalog
 from feedback_assets.enrichment.llm import Usage
-from feedback_assets.enrichment.local import FeedbackItem
+from feedback_assets.enrichment.models import FeedbackItem
 from feedback_assets.schemas import FEEDBACK_CLASSIFICATIONS, ORDERS, SILVER_FEEDBACK, SKU_CATALOG
 from resources.table_store import TableStore
 
