@@ -6,6 +6,7 @@ from dagster_pyspark import PySparkResource
 from feedback_assets.asset_defaults import DAILY_BY_SIX_UTC, DAILY_RANGED
 from feedback_assets.classifications import CLASSIFICATIONS_KEY
 from feedback_assets.metadata import markdown_table, window_metadata, window_of
+from feedback_assets.theming.embeddings import EmbeddingsUnavailable
 from feedback_assets.theming.step import run_themes
 from resources.table_store import LocalParquetTableStore
 from resources.themes import ThemesResource
@@ -25,8 +26,11 @@ def feedback_themes(context: dg.AssetExecutionContext, pyspark: PySparkResource,
     """Each complaint's recurring theme ("runs small", "return label not working"), so teams fix causes, not tickets."""
     window = window_of(context)
     embedder = themes.build_embedder()
-    report = run_themes(pyspark.spark_session, table_store, window.start, window.end, embedder,
-                        themes.cluster_params(), context.run_id, themes.products_by, context.log.info)
+    try:
+        report = run_themes(pyspark.spark_session, table_store, window.start, window.end, embedder,
+                            themes.cluster_params(), context.run_id, themes.products_by, context.log.info)
+    except EmbeddingsUnavailable as error:
+        raise dg.Failure(description=str(error), allow_retries=False) from None
     return dg.MaterializeResult(metadata={
         **window_metadata(window, report.complaint_items),
         "themed_items": dg.MetadataValue.int(report.themed_items),
@@ -41,5 +45,5 @@ def feedback_themes(context: dg.AssetExecutionContext, pyspark: PySparkResource,
         "embedded_now": dg.MetadataValue.int(report.embedded_now),
         "embedding_requests": dg.MetadataValue.int(embedder.usage.calls),
         "embedding_tokens": dg.MetadataValue.int(embedder.usage.tokens),
-        "estimated_cost_usd": dg.MetadataValue.float(round(embedder.usage.cost_usd(themes.embedding_model), 6)),
+        "estimated_cost_usd": dg.MetadataValue.float(round(embedder.usage.cost_usd(getattr(embedder, "model", embedder.name)), 6)),
     })

@@ -412,6 +412,8 @@ class LoopbackOpenAI:
         timeout_sleep_s: how long a "timeout" fault stalls before answering normally.
         embedder: builds the vector of one embeddings input (default `bag_of_words_embedding`).
         embedding_faults: a schedule consumed one entry per embeddings request, in order.
+        serve_embeddings: False makes the server chat-only, like many vLLM or Ollama setups: every
+            embeddings request gets a 404.
 
     Every setting except ``rate_window_s``/``seed`` is a thread-safe property that may be changed
     while the server runs. Use as a context manager, or call `start` / `close`.
@@ -433,6 +435,7 @@ class LoopbackOpenAI:
         timeout_sleep_s: float = 5.0,
         embedder: Embedder | None = None,
         embedding_faults: Sequence[str] = (),
+        serve_embeddings: bool = True,
     ) -> None:
         self._lock = threading.RLock()
         self._stop = threading.Event()
@@ -451,6 +454,7 @@ class LoopbackOpenAI:
         self._timeout_sleep_s = float(timeout_sleep_s)
         self._embedder: Embedder = embedder or bag_of_words_embedding
         self._embedding_faults: deque[str] = deque(_check_embedding_faults(embedding_faults))
+        self._serve_embeddings = serve_embeddings
 
         self._requests: list[dict[str, Any]] = []
         self._calls = 0
@@ -713,6 +717,8 @@ class LoopbackOpenAI:
 
         path = urlsplit(handler.path).path
         embeddings = path == _OPENAI_EMBEDDINGS_PATH or _AZURE_EMBEDDINGS_PATH.match(path) is not None
+        if embeddings and not self._serve_embeddings:
+            embeddings = False  # a chat-only server does not know the path: the chat route answers 404
         route = self._embeddings if embeddings else self._chat_completion
         try:
             status, body, extra_headers = route(handler.command, handler.path, headers, raw_body, entry)

@@ -23,12 +23,13 @@ from feedback_assets.theming.schema import FEEDBACK_THEMES, THEMES_TABLE
 from feedback_assets.theming.themer import Themer
 from resources.settings import read_settings
 from resources.spark import local_spark_resource
-from resources.themes import ThemesResource
+from resources.themes import ThemesResource, embedding_choice
 from tests.loopback_openai import (
     DEFAULT_API_KEY,
     LoopbackOpenAI,
     bag_of_words_embedding,
 )
+from tests.conftest import settings_for
 from tests.test_assets import ranged
 
 DAY_1, DAY_2 = date(2026, 10, 1), date(2026, 10, 2)
@@ -230,12 +231,14 @@ class TestOpenAIEmbeddings:
         assert paths[0].startswith("/openai/deployments/embed-deployment/embeddings?api-version=")
         assert embedder.name == "azure/embed-deployment"
 
-    def test_with_credentials_the_asset_embeds_through_the_api_once(self, spark, feedback_home, warehouse, monkeypatch):
-        for name in ["AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY"]:
+    def test_with_an_embedding_model_configured_the_asset_embeds_through_the_api_once(self, spark, feedback_home,
+                                                                                       warehouse, monkeypatch):
+        for name in ["AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY", "FEEDBACK_EMBEDDINGS"]:
             monkeypatch.delenv(name, raising=False)
         with LoopbackOpenAI() as server, dg.instance_for_test() as instance:
             monkeypatch.setenv("OPENAI_API_KEY", DEFAULT_API_KEY)
             monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+            monkeypatch.setenv("OPENAI_EMBEDDING_MODEL", "text-embedding-3-small")
             first = materialize(feedback_home, warehouse, instance, DAY_1, DAY_2, ThemesResource())
             calls = server.embedding_calls
             second = materialize(feedback_home, warehouse, instance, DAY_1, DAY_2, ThemesResource())
@@ -243,3 +246,56 @@ class TestOpenAIEmbeddings:
         assert first["embedding_model"] == "text-embedding-3-small" and first["embedded_now"] == 10
         assert first["embedding_requests"] == calls and first["estimated_cost_usd"] > 0
         assert second["embedded_now"] == 0 and second["embedding_cache_hits"] == 10
+
+
+class TestChatOnlyServers:
+    """Many OpenAI-compatible servers (vLLM, Ollama) serve chat and no embeddings."""
+
+    @pytest.fixture
+    def chat_only(self, monkeypatch):
+        for name in ["AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY", "FEEDBACK_EMBEDDINGS", "OPENAI_EMBEDDING_MODEL",
+                     "OPENAI_EMBEDDING_BASE_URL"]:
+            monkeypatch.delenv(name, raising=False)
+        with LoopbackOpenAI(serve_embeddings=False) as server:
+            monkeypatch.setenv("OPENAI_API_KEY", DEFAULT_API_KEY)
+            monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+            yield server
+
+    def test_a_chat_server_alone_themes_with_the_local_model(self, spark, feedback_home, warehouse, chat_only):
+        with dg.instance_for_test() as instance:
+            metadata = materialize(feedback_home, warehouse, instance, DAY_1, DAY_2, ThemesResource())
+        assert metadata["embedding_model"] == LocalEmbedder.name and metadata["embedded_now"] == 10
+        assert chat_only.requests == []
+
+    def test_embeddings_asked_of_a_chat_only_server_fail_with_the_way_out(self, spark, feedback_home, warehouse,
+                                                                         chat_only, monkeypatch):
+        monkeypatch.setenv("OPENAI_EMBEDDING_MODEL", "text-embedding-3-small")
+        resources = {"pyspark": local_spark_resource(settings_for(feedback_home)), "table_store": warehouse,
+                     "themes": ThemesResource()}
+        with dg.instance_for_test() as instance:
+            result = dg.materialize([feedback_themes], resources=resources, instance=instance, tags=ranged(DAY_1, DAY_2),
+                                    raise_on_error=False)
+        assert not result.success
+        failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+        message = failure.step_failure_data.error.message + (failure.step_failure_data.user_failure_data.description or "")
+        assert "HTTP 404" in message and "FEEDBACK_EMBEDDINGS=local" in message
+
+    def test_embeddings_can_be_served_by_another_server(self, spark, feedback_home, warehouse, chat_only, monkeypatch):
+        with LoopbackOpenAI() as embeddings_server, dg.instance_for_test() as instance:
+            monkeypatch.setenv("OPENAI_EMBEDDING_MODEL", "text-embedding-3-small")
+            monkeypatch.setenv("OPENAI_EMBEDDING_BASE_URL", embeddings_server.base_url)
+            metadata = materialize(feedback_home, warehouse, instance, DAY_1, DAY_2, ThemesResource())
+            assert embeddings_server.embedding_calls > 0
+        assert metadata["embedding_model"] == "text-embedding-3-small" and chat_only.requests == []
+
+    @pytest.mark.parametrize(("env", "expected"), [
+        ({}, None),
+        ({"OPENAI_API_KEY": "k"}, "text-embedding-3-small"),  # api.openai.com serves embeddings
+        ({"OPENAI_API_KEY": "k", "OPENAI_BASE_URL": "http://127.0.0.1:1/v1"}, None),  # maybe chat only: local
+        ({"OPENAI_API_KEY": "k", "OPENAI_BASE_URL": "http://127.0.0.1:1/v1", "OPENAI_EMBEDDING_MODEL": "bge"}, "bge"),
+        ({"AZURE_OPENAI_ENDPOINT": "https://x", "AZURE_OPENAI_API_KEY": "k"}, None),
+        ({"AZURE_OPENAI_ENDPOINT": "https://x", "AZURE_OPENAI_API_KEY": "k", "AZURE_OPENAI_EMBEDDING_DEPLOYMENT": "emb"}, "emb"),
+    ])
+    def test_auto_embeds_through_the_api_only_when_embeddings_are_configured(self, env, expected):
+        choice = embedding_choice("auto", env)
+        assert (choice[1] if choice else None) == expected

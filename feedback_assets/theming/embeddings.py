@@ -8,6 +8,7 @@ models are never compared.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -32,6 +33,10 @@ class EmbeddingUsage:
 
     def cost_usd(self, model: str) -> float:
         return self.tokens * PRICES_PER_MILLION.get(model, PRICES_PER_MILLION[DEFAULT_OPENAI_MODEL]) / 1e6
+
+
+class EmbeddingsUnavailable(RuntimeError):
+    """The configured embeddings endpoint does not serve embeddings (said in words, with the way out)."""
 
 
 class Embedder(Protocol):
@@ -86,7 +91,17 @@ class OpenAIEmbedder:
 
     async def _request(self, client: openai.AsyncOpenAI, batch: list[str], semaphore: asyncio.Semaphore) -> np.ndarray:
         async with semaphore:
-            response = await client.embeddings.create(model=self.model, input=batch)
+            try:
+                response = await client.embeddings.create(model=self.model, input=batch)
+            except openai.APIStatusError as error:
+                if error.status_code in (400, 404, 405, 501):
+                    raise EmbeddingsUnavailable(
+                        f"the embeddings endpoint at {client.base_url} answered HTTP {error.status_code} for model "
+                        f"{self.model!r}: it serves no embeddings for it (many vLLM and Ollama servers serve chat only). "
+                        "Theme with the local model (FEEDBACK_EMBEDDINGS=local, or unset OPENAI_EMBEDDING_MODEL), "
+                        "or point OPENAI_EMBEDDING_BASE_URL at a server that embeds."
+                    ) from None
+                raise
         if len(response.data) != len(batch):
             raise ValueError(f"the embeddings response has {len(response.data)} vectors for {len(batch)} texts")
         self.usage.calls += 1
@@ -99,4 +114,7 @@ def openai_embedder(connection: LLMConnection, model: str = DEFAULT_OPENAI_MODEL
     """An embedder for the configured provider; on Azure OpenAI `model` names the embedding deployment."""
     deployment = LLMConnection(connection.provider, model)
     name = f"azure/{model}" if connection.provider == "azure" else model
-    return OpenAIEmbedder(client_factory(deployment), model, name, batch_size, max_concurrency)
+    env = dict(os.environ)
+    if env.get("OPENAI_EMBEDDING_BASE_URL"):
+        env["OPENAI_BASE_URL"] = env["OPENAI_EMBEDDING_BASE_URL"]
+    return OpenAIEmbedder(client_factory(deployment, env), model, name, batch_size, max_concurrency)

@@ -3,7 +3,7 @@
 Only complaints are themed: items whose primary label is `praise_no_issue`, or that carry no labels,
 are skipped. The embedded text is the evidence quote of the primary label, one short on-topic
 sentence (all-MiniLM-L6-v2 embeds ~350 of those a second on 2 CPU cores against ~40 whole reviews),
-or the summary when there is no quote.
+checked to be a quote of the customer's text (never the model's own words).
 
 Groups. Product complaints (domains `product_quality` and `product_fit_expectations`) are clustered
 per product category (`category:apparel`) by default, or per SKU (`sku:JKT-1042`) when volume
@@ -79,7 +79,7 @@ def complaint_items(rows: Iterable[Mapping], categories: Mapping[str, str], prod
         if not labels or not label or label == PRAISE:
             continue
         evidence = next((each["evidence"] for each in labels if each["label"] == label and each["evidence"]), None)
-        text = normalize_text(evidence or row["summary"] or "")
+        text = normalize_text(evidence or "")
         if not text:
             continue
         sku = (row["entities"] or {}).get("sku")

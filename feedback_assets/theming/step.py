@@ -48,7 +48,7 @@ def run_themes(spark: SparkSession, store: LocalParquetTableStore, start: date, 
     """Themes the window's complaints day by day, writes their rows and refounds the window's themes in the registry."""
     classified = [row.asDict(recursive=True) for row in store.read(
         spark, CLASSIFICATIONS_TABLE, FEEDBACK_CLASSIFICATIONS, start, end).select(
-        "feedback_id", "feedback_date", "primary_label", "domain", "labels", "entities", "summary").collect()]
+        "feedback_id", "feedback_date", "primary_label", "domain", "labels", "entities").collect()]
     categories = {r["sku"]: r["category"] for r in
                   store.read(spark, "silver.sku_catalog", SKU_CATALOG, end, end).select("sku", "category").collect()}
     items = complaint_items(classified, categories, products_by)
