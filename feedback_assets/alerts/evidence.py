@@ -7,6 +7,7 @@ injection); they are still untrusted and escaped by each sink.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -45,11 +46,25 @@ def load_support_macros(path: Path | None = None) -> dict:
     return yaml.safe_load((path or settings().config_dir / "support_macros.yaml").read_text())
 
 
+# What may stand in a reply an agent sends to a customer: a product or place name, nothing that links,
+# mentions, marks up or runs on. Anything else is replaced by a neutral phrase.
+_CUSTOMER_SAFE = re.compile(r"[\w .,'&()/+#-]{1,60}")
+_LINK_LIKE = re.compile(r"(?i)://|www\.|@|[a-z]\.[a-z]{2,}")
+
+
+def customer_safe(value: object, fallback: str) -> str:
+    """`value` when it is short, plain text that cannot link or mention; else `fallback`."""
+    text = " ".join(str(value or "").split())
+    if _CUSTOMER_SAFE.fullmatch(text) and not _LINK_LIKE.search(text):
+        return text
+    return fallback
+
+
 def support_macro(label: str, domain: str, subject: str, sla_days: int, macros: dict | None = None) -> str:
     """The suggested customer reply for the label (or its domain), filled in for the alert's subject."""
     macros = macros or load_support_macros()
     template = macros.get("labels", {}).get(label) or macros["domains"].get(domain) or macros["domains"]["other"]
-    return " ".join(template.split()).format(subject=subject, sla_days=sla_days)
+    return " ".join(template.split()).format(subject=subject, sla_days=int(sla_days))
 
 
 def _frame(store: LocalParquetTableStore, table: str, days: list[date]) -> pd.DataFrame:
@@ -136,13 +151,18 @@ def build_alert(store: LocalParquetTableStore, series_key: str, day: date, conte
 
 
 def _subject(store: LocalParquetTableStore, dimension: str, value: str, day: date) -> str:
-    """How a customer reply names what the alert is about: the product name for a SKU."""
+    """How a customer reply names what the alert is about: the product name for a SKU; every value sanitised."""
+    safe = customer_safe(value, "")
     if dimension == "sku":
         catalog = _frame(store, "silver.sku_catalog", [day])
         names = dict(zip(catalog["sku"], catalog["name"], strict=True)) if not catalog.empty else {}
-        return f"{names[value]} ({value})" if names.get(value) else value
-    return {"region": f"orders to {value}", "carrier": f"{value} deliveries", "platform": f"the {value} app",
-            "app_version": f"app version {value}", "channel": "your order"}.get(dimension, value)
+        name = customer_safe(names.get(value), "")
+        return f"{name} ({safe})" if name and safe else name or safe or "this item"
+    if not safe:
+        return {"region": "orders to your area", "carrier": "deliveries", "platform": "our app",
+                "app_version": "our app", "channel": "your order"}.get(dimension, "your order")
+    return {"region": f"orders to {safe}", "carrier": f"{safe} deliveries", "platform": f"the {safe} app",
+            "app_version": f"app version {safe}", "channel": "your order"}.get(dimension, safe)
 
 
 def _top(items: pd.DataFrame, column: str, limit: int = 5) -> tuple[str, ...]:

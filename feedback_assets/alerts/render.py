@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -62,34 +62,71 @@ def _truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def plain_text(value: object, limit: int = QUOTE_LIMIT) -> str:
-    """Untrusted text on one line, at most `limit` characters, with links broken for autolinkers."""
-    text = " ".join(_visible("" if value is None else str(value)).split())
-    text = _truncate(text, limit)
+def fit(render: Callable[[str], str], text: str, limit: int) -> str:
+    """`render(text)`, shortened from the end of `text` until the rendered result has at most `limit` characters.
+
+    Escaping lengthens text (`&` → `&amp;`, a zero-width space after each dot of a domain), so
+    cutting the escaped result could break an escape in half or overshoot the limit; cutting the
+    input instead keeps every escape whole.
+    """
+    rendered = render(text)
+    if len(rendered) <= limit:
+        return rendered
+    low, high = 0, len(text)
+    while low < high:  # the longest prefix whose rendering, with an ellipsis, fits
+        middle = (low + high + 1) // 2
+        if len(render(text[:middle].rstrip() + "…")) <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    shortened = render(text[:low].rstrip() + "…") if low else ""
+    return shortened if len(shortened) <= limit else ""
+
+
+def _break_links(text: str) -> str:
     text = _SCHEME.sub(lambda m: f"{m.group(1)}:{ZERO_WIDTH_SPACE}", text)
     return _DOMAIN_DOT.sub("." + ZERO_WIDTH_SPACE, text)
 
 
-def slack_escape(value: object, limit: int = QUOTE_LIMIT) -> str:
-    """Untrusted text inert in Slack mrkdwn: no mentions, links, formatting or block structure."""
-    text = plain_text(value, limit)
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    text = text.translate(_SLACK_LOOKALIKES)
-    return _SLACK_MENTION.sub("@" + WORD_JOINER, text)
+def _one_line(value: object) -> str:
+    return " ".join(_visible("" if value is None else str(value)).split())
 
 
-def jira_escape(value: object, limit: int = QUOTE_LIMIT) -> str:
-    """Untrusted text inert in Jira wiki markup: no macros, links, mentions, effects, table cells or headings."""
-    text = plain_text(value, limit).replace("\\", _JIRA_BACKSLASH)
+def plain_text(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """Untrusted text on one line, at most `limit` characters, with links broken for autolinkers."""
+    return fit(_break_links, _one_line(value), limit)
+
+
+def _slack(text: str) -> str:
+    text = _break_links(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _SLACK_MENTION.sub("@" + WORD_JOINER, text.translate(_SLACK_LOOKALIKES))
+
+
+def _jira(text: str) -> str:
+    text = _break_links(text).replace("\\", _JIRA_BACKSLASH)
     if _JIRA_BLOCK_START.match(text):
         text = ZERO_WIDTH_SPACE + text
     return "".join(f"\\{ch}" if ch in _JIRA_SPECIAL else ch for ch in text)
 
 
+def _markdown(text: str) -> str:
+    broken = _break_links(text)
+    return escape_markdown_cell(broken, limit=max(len(broken) * 2, 1))
+
+
+def slack_escape(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """Untrusted text inert in Slack mrkdwn: no mentions, links, formatting or block structure; ≤ `limit` characters."""
+    return fit(_slack, _one_line(value), limit)
+
+
+def jira_escape(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """Untrusted text inert in Jira wiki markup (no macros, links, mentions, effects, cells, headings); ≤ `limit`."""
+    return fit(_jira, _one_line(value), limit)
+
+
 def markdown_escape(value: object, limit: int = QUOTE_LIMIT) -> str:
-    """Untrusted text inert in markdown (also inside a table cell)."""
-    text = plain_text(value, limit)
-    return escape_markdown_cell(text, limit=max(len(text), 1))
+    """Untrusted text inert in markdown (also inside a table cell); ≤ `limit` characters."""
+    return fit(_markdown, _one_line(value), limit)
 
 
 def safe_url(url: str | None) -> str | None:
@@ -370,14 +407,38 @@ def markdown_comment(alert: Alert, number: int) -> str:
 
 # ---- Slack Block Kit ----------------------------------------------------------------------
 
-_FIELD_LIMIT = 2000
-_SECTION_LIMIT = 3000
+# Block Kit limits (https://api.slack.com/reference/block-kit): the API refuses a message past any of them.
+HEADER_LIMIT = 150
+BUTTON_TEXT_LIMIT = 75
+FIELD_LIMIT = 2000
+SECTION_LIMIT = 3000
+CONTEXT_LIMIT = 3000
+URL_LIMIT = 3000
+FALLBACK_TEXT_LIMIT = 3000  # the notification text; Slack cuts at 40,000 but a notification needs far less
+_PARTIAL_MARKUP = re.compile(r"(&[#0-9A-Za-z]*|<[^>]*)$")
+
+
+def cut_mrkdwn(text: str, limit: int) -> str:
+    """Composed (already escaped) mrkdwn cut to `limit` without leaving half an entity, link or code span.
+
+    Customer text has no `&`, `<` or backtick of its own by then (escaped or replaced), so any left
+    at the cut belong to our own markup.
+    """
+    if len(text) <= limit:
+        return text
+    head = _PARTIAL_MARKUP.sub("", text[: limit - 1])
+    if head.count("`") % 2:
+        head = head[: head.rfind("`")]
+    return head.rstrip() + "…"
 
 
 def slack_code(value: object, limit: int = 120) -> str:
     """An identifier as inline code in Slack mrkdwn: underscores stay readable, nothing else is parsed."""
-    text = plain_text(value, limit).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return "`" + _SLACK_MENTION.sub("@" + WORD_JOINER, text.replace("`", "\u02cb")) + "`"
+    def code(text: str) -> str:
+        text = _break_links(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        return "`" + _SLACK_MENTION.sub("@" + WORD_JOINER, text.replace("`", "\u02cb")) + "`"
+
+    return fit(code, _one_line(value), limit)
 
 
 def _slack_link(url: str | None, label: str) -> str:
@@ -393,11 +454,11 @@ def _slack_codes(values: Sequence[str]) -> str:
 
 
 def _field(title: str, value: str) -> dict[str, str]:
-    return {"type": "mrkdwn", "text": _truncate(f"*{title}*\n{value}", _FIELD_LIMIT)}
+    return {"type": "mrkdwn", "text": cut_mrkdwn(f"*{title}*\n{value}", FIELD_LIMIT)}
 
 
 def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": _truncate(text, _SECTION_LIMIT)}}
+    return {"type": "section", "text": {"type": "mrkdwn", "text": cut_mrkdwn(text, SECTION_LIMIT)}}
 
 
 def _slack_headline(alert: Alert) -> str:
@@ -428,7 +489,7 @@ def slack_message(alert: Alert, ticket: TicketRef, *, reply: bool = False) -> di
     themes = ", ".join(slack_escape(t, 120) for t in _some(alert.themes)) or "none recorded"
     quotes = [f"> “{slack_escape(q, 280)}”" for q in alert.quotes[:SLACK_QUOTES]]
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": plain_text(f"{opening}: {_headline(alert)}", 150)}},
+        {"type": "header", "text": {"type": "plain_text", "text": plain_text(f"{opening}: {_headline(alert)}", HEADER_LIMIT)}},
         _section(summary),
         {"type": "section", "fields": fields},
         _section(f"*Themes:* {themes}"),
@@ -436,11 +497,11 @@ def slack_message(alert: Alert, ticket: TicketRef, *, reply: bool = False) -> di
     if quotes:
         blocks.append(_section("*What customers say*\n" + "\n".join(quotes)))
     button_url = safe_url(ticket.url)
-    if button_url:
+    if button_url and len(button_url) <= URL_LIMIT:
         button = {
             "type": "button",
             "action_id": "open_ticket",
-            "text": {"type": "plain_text", "text": plain_text(f"Open {ticket.key}", 75)},
+            "text": {"type": "plain_text", "text": plain_text(f"Open {ticket.key}", BUTTON_TEXT_LIMIT)},
             "url": button_url,
         }
         blocks.append({"type": "actions", "elements": [button]})
@@ -448,9 +509,9 @@ def slack_message(alert: Alert, ticket: TicketRef, *, reply: bool = False) -> di
         f"prompt {slack_code(alert.prompt_version)} · run {slack_code(alert.run_id)} · "
         f"{_slack_link(alert.asset_url, 'Dagster asset')} · {slack_code(alert.breach_label)}"
     )
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": cut_mrkdwn(context, CONTEXT_LIMIT)}]})
     text = (
         f"{opening}: {_slack_headline(alert)}: {alert.count} today, {_lift(alert)} the 28-day mean "
         f"({slack_escape(ticket.key, 80)})"
     )
-    return {"text": text, "blocks": blocks}
+    return {"text": cut_mrkdwn(text, FALLBACK_TEXT_LIMIT), "blocks": blocks}
