@@ -4,7 +4,7 @@ Uses real reviews from ../shared/data (PII-scrubbed as silver would), the real p
 client code; the "model" behind the loopback server is a deterministic stand-in that answers the
 strict schema, so the figures measure our batching, pacing, caching and fault handling.
 
-    .venv/bin/python bench/enrichment.py [--items 2000] [--latency 0.8] [--rpm 300] [--tpm 400000]
+    .venv/bin/python bench/enrichment.py [--items 2000] [--latency 0.8] [--rpm 300] [--tpm 400000] [--sections abcde]
 """
 
 from __future__ import annotations
@@ -68,11 +68,25 @@ def main() -> None:
     parser.add_argument("--tpm", type=int, default=400_000)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 8, 16])
     parser.add_argument("--default-k", type=int, default=LLMSettings.batch_size)
+    parser.add_argument("--sections", default="abcde", help="which of the measurements (a)..(e) to run")
     args = parser.parse_args()
     items = real_reviews(args.items)
     print(f"{len(items):,} real reviews, prompt prefix {count_tokens(PROMPT.system):,} o200k tokens, "
           f"server latency {args.latency}s, limits {args.rpm} RPM / {args.tpm:,} TPM")
 
+    if "a" in args.sections:
+        measure_batch_sizes(items, args)
+    if "b" in args.sections:
+        measure_throughput(items, args)
+    if "c" in args.sections:
+        measure_cache(items, args)
+    if "d" in args.sections:
+        measure_faults(items, args)
+    if "e" in args.sections:
+        measure_broken_models(items, args)
+
+
+def measure_batch_sizes(items, args) -> None:
     print("\n(a) tokens per item by batch size K (o200k_base, 400 items each, no latency)")
     per_item = {}
     for k in args.batch_sizes:
@@ -85,6 +99,9 @@ def main() -> None:
     print(f"  K={args.default_k} uses {per_item[args.default_k] / baseline:.3f}× the tokens of K=1 "
           f"({baseline / per_item[args.default_k]:.1f}× fewer)")
 
+
+
+def measure_throughput(items, args) -> None:
     print(f"\n(b) throughput against the rate-limit ceiling, K={args.default_k}, {len(items):,} items")
     with LoopbackOpenAI(stand_in_model, latency_s=args.latency, rpm_limit=args.rpm, tpm_limit=args.tpm) as server:
         llm = classifier(server, args.default_k, max_concurrency=16, rpm_limit=int(args.rpm * 0.95), tpm_limit=int(args.tpm * 0.95))
@@ -100,6 +117,9 @@ def main() -> None:
           f"429s received {rejected}; estimated cost ${llm.usage.cost_usd('gpt-4o-mini'):.4f} "
           f"(${llm.usage.cost_usd('gpt-4o-mini') / len(items) * 1e6 / 1e3:.2f} per 1k items)")
 
+
+
+def measure_cache(items, args) -> None:
     print("\n(c) calls when re-run over the same texts (cache by content hash, prompt version, model)")
     with tempfile.TemporaryDirectory() as root, LoopbackOpenAI(stand_in_model) as server:
         cache = ClassificationCache(LocalParquetTableStore(root=root), PROMPT.version, "gpt-4o-mini")
@@ -111,6 +131,9 @@ def main() -> None:
             cache.store_results(fresh)
             print(f"  run {run}: {server.calls - before} calls")
 
+
+
+def measure_faults(items, args) -> None:
     print("\n(d) items lost under 20% injected faults (500, 503, 429, malformed, truncated)")
     with LoopbackOpenAI(stand_in_model, fault_rate=0.2, seed=7) as server:
         results = classifier(server, args.default_k, max_concurrency=8, max_attempts=3).classify(items)
@@ -120,6 +143,29 @@ def main() -> None:
     dead = sum(bool(r.get("error")) for r in results)
     print(f"  {faults} faults injected over {len(server.requests)} requests: {lost} items lost, {dead} dead-lettered, "
           f"{len(results) - dead} classified")
+
+
+
+def measure_broken_models(items, args) -> None:
+    print(f"\n(e) cost of a model that is systematically wrong, 200 items, K={args.default_k}: calls and prompt "
+          "tokens per item, with the circuit breaker and without it (the splitting alone)")
+    broken_models = {
+        "healthy (the stand-in)": stand_in_model,
+        "answers in prose": lambda request: "Sure! Here are the classifications you asked for.",
+        "ignores the schema": lambda request: json.dumps(
+            {"items": [{"id": item["id"], "category": "shipping", "score": "high"} for item in items_in(request)]}),
+    }
+    sample = items[:200]
+    for name, model in broken_models.items():
+        for breaker in (8, None):
+            with LoopbackOpenAI(model) as server:
+                llm = classifier(server, args.default_k, max_concurrency=4, circuit_breaker_after=breaker)
+                results = llm.classify(sample)
+            failed = sum(bool(r.get("error")) for r in results)
+            print(f"  {name:<24} breaker {'on ' if breaker else 'off'}: {llm.usage.calls:4d} calls "
+                  f"({llm.usage.calls / len(sample):.3f} per item), {llm.usage.prompt_tokens / len(sample):7.0f} prompt "
+                  f"tokens per item, {failed} of {len(sample)} dead-lettered"
+                  + (", breaker opened" if llm.usage.circuit_breaker else ""))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -13,6 +16,8 @@ from resources.settings import read_settings
 from resources.table_store import LocalParquetTableStore
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+FEEDBACK = Path(sys.executable).parent / "feedback"
+DEMO_END = "2026-11-27"
 TEST_PARTITIONS_START = date(2024, 1, 1)
 
 
@@ -47,3 +52,21 @@ def store(feedback_home) -> LocalParquetTableStore:
 @pytest.fixture
 def registry(feedback_home, store) -> LandingRegistry:
     return LandingRegistry(feedback_home / "landing", store, TEST_PARTITIONS_START)
+
+
+@pytest.fixture(scope="session")
+def demo_home(tmp_path_factory) -> Path:
+    """The FEEDBACK_HOME of one demo, prepared once for the slow end-to-end tests (seed, land, materialize).
+
+    60 days of the seeded sample run through gold with the local classifier, as `make demo` runs it.
+    Tests read it; a test that changes tables works on a copy of its warehouse.
+    """
+    home = tmp_path_factory.mktemp("demo")
+    env = {**os.environ, "FEEDBACK_HOME": str(home / "feedback_home"), "DAGSTER_HOME": str(home / "dagster_home")}
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY"):
+        env.pop(name, None)
+    (home / "dagster_home").mkdir()
+    for command in (["seed", "--days", "60", "--end-date", DEMO_END], ["materialize"]):
+        done = subprocess.run([str(FEEDBACK), *command], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+    return home / "feedback_home"

@@ -8,12 +8,6 @@ outbox. This is the slowest test of the suite (a few minutes): it is the product
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-import pytest
 
 from feedback_assets.alerts.evidence import AlertContext
 from feedback_assets.alerts.replay import replay_alerts
@@ -23,25 +17,13 @@ from resources.slack import SlackOutbox
 from resources.table_store import LocalParquetTableStore
 from resources.tickets import LocalTicketStore
 
-FEEDBACK = Path(sys.executable).parent / "feedback"
 # The steady background may page on chance alone, but rarely: below one alert per 1,000 series-weeks.
 MAX_FALSE_ALERTS_PER_100_SERIES_WEEKS = 0.1
 
 
-@pytest.fixture(scope="module")
-def sample_home(tmp_path_factory) -> Path:
-    home = tmp_path_factory.mktemp("incidents")
-    env = {**os.environ, "FEEDBACK_HOME": str(home / "feedback_home"), "DAGSTER_HOME": str(home / "dagster_home")}
-    (home / "dagster_home").mkdir()
-    for command in (["seed", "--days", "60", "--end-date", "2026-11-27"], ["materialize"]):
-        done = subprocess.run([str(FEEDBACK), *command], env=env, capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr[-3000:]
-    return home / "feedback_home"
-
-
-def test_every_planted_incident_alerts_within_a_day_of_onset_and_the_background_rarely(sample_home):
-    manifest = json.loads((sample_home / "sample" / "manifest.json").read_text())
-    alerts, series_weeks = fired_alerts(LocalParquetTableStore(root=str(sample_home / "warehouse")))
+def test_every_planted_incident_alerts_within_a_day_of_onset_and_the_background_rarely(demo_home):
+    manifest = json.loads((demo_home / "sample" / "manifest.json").read_text())
+    alerts, series_weeks = fired_alerts(LocalParquetTableStore(root=str(demo_home / "warehouse")))
     domains = {label.id: label.domain for label in load_taxonomy().labels.values()}
     score = score_alerts(manifest, alerts, series_weeks, domains)
     late = {incident: delay for incident, delay in score.detection_delay.items() if delay is None or delay > 1}
@@ -49,8 +31,8 @@ def test_every_planted_incident_alerts_within_a_day_of_onset_and_the_background_
     assert score.false_alerts_per_100_series_weeks < MAX_FALSE_ALERTS_PER_100_SERIES_WEEKS, score.false_alerts
 
 
-def test_the_replay_opens_one_owned_ticket_per_series_and_posts_each_once(sample_home, tmp_path):
-    store = LocalParquetTableStore(root=str(sample_home / "warehouse"))
+def test_the_replay_opens_one_owned_ticket_per_series_and_posts_each_once(demo_home, tmp_path):
+    store = LocalParquetTableStore(root=str(demo_home / "warehouse"))
     tickets, slack = LocalTicketStore(tmp_path / "tickets"), SlackOutbox(tmp_path / "outbox.jsonl")
     outcomes = replay_alerts(store, tickets, slack, AlertContext("test-run", "http://dagster.example"))
     again = replay_alerts(store, tickets, slack, AlertContext("test-run-2", "http://dagster.example"))
