@@ -16,7 +16,7 @@ DEAD_LETTERS_KEY = dg.AssetKey("classification_dead_letters")
 MAX_REVIEW_SHARE = 0.35
 MAX_LABEL_SHIFT = 0.25
 
-_COMMON = {"kinds": {"python", "openai"}, "owners": ["team:voice-of-customer"], "tags": {"layer": "enrichment"}}
+_COMMON = {"kinds": {"python"}, "owners": ["team:voice-of-customer"], "tags": {"layer": "enrichment"}}
 
 
 @dg.multi_asset(

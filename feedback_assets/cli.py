@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 import warnings
 from datetime import UTC, date, datetime, timedelta
@@ -14,7 +15,7 @@ import typer
 
 from feedback_assets.landing.mapping import MappingError, preset_names, resolve_source
 from feedback_assets.landing.registry import DateOptions, LandingRegistry
-from partitions import PARTITIONS_START
+from partitions import PARTITIONS_START, START_FILE_NAME
 from resources.settings import Settings, settings
 from resources.table_store import LocalParquetTableStore
 
@@ -67,6 +68,17 @@ def _cli_run_id(command: str) -> str:
     return f"cli-{command}-{uuid.uuid4().hex[:12]}"
 
 
+def _pin_partitions_start(config: Settings, first_day: date) -> None:
+    """Lets this home's partitions start at its first sample day, unless a start is configured."""
+    if os.environ.get("FEEDBACK_PARTITIONS_START"):
+        return
+    start_file = config.feedback_home / START_FILE_NAME
+    pinned = _parse_day(start_file.read_text().strip(), str(start_file)) if start_file.is_file() else None
+    if pinned is None or first_day < pinned:
+        start_file.parent.mkdir(parents=True, exist_ok=True)
+        start_file.write_text(first_day.isoformat() + "\n")
+
+
 @app.command()
 def seed(
     days: Annotated[int, typer.Option(min=1, help="How many days of history.")] = 60,
@@ -84,6 +96,7 @@ def seed(
                              items_per_day=items_per_day, seed=seed)
     # The generator has finished writing its files: no need to wait for them to settle.
     registrations = _registry(config, settle_seconds=0).register_pending(_cli_run_id("seed"))
+    _pin_partitions_start(config, last_day - timedelta(days=days - 1))
     landed = [r for r in registrations if r.status == "registered"]
     typer.echo(f"Wrote {len(sample.files)} files ({sample.feedback_items:,} feedback items, {sample.orders:,} order lines) "
                f"for {last_day - timedelta(days=days - 1)} .. {last_day} under {config.landing_dir}")

@@ -4,8 +4,11 @@ import os
 
 import dagster as dg
 
+from feedback_assets.automation import daily_at, enrichment_kinds, when_inputs_change
 from feedback_assets.bronze import bronze_assets
 from feedback_assets.classifications import feedback_classifications
+from feedback_assets.enrichment.llm import LLMConnection
+from feedback_assets.enrichment.service import resolve_backend
 from feedback_assets.commerce import commerce_assets
 from feedback_assets.dispatch import dispatch_alerts_job
 from feedback_assets.gold import gold_assets
@@ -18,7 +21,7 @@ from resources.settings import Settings, settings
 from resources.slack import SlackNotifierResource
 from resources.spark import local_spark_resource
 from resources.table_store import LocalParquetTableStore
-from resources.themes import ThemesResource
+from resources.themes import ThemesResource, embedding_choice
 from resources.tickets import TicketsResource
 from sensors.landing import INGEST_JOB_NAME, landing_sensor
 from sensors.velocity import velocity_alerts
@@ -55,7 +58,29 @@ def build_resources(config: Settings) -> dict[str, dg.ConfigurableResource]:
     }
 
 
-ALL_ASSETS = [*bronze_assets, silver_feedback, *commerce_assets, feedback_classifications, feedback_themes, *gold_assets]
+def with_shared_policy(assets: list[dg.AssetsDefinition], config: Settings) -> list[dg.AssetsDefinition]:
+    """Daily automation for every asset, and kinds that say which classifier and embedder actually run."""
+    roots = {spec.key for asset in [*bronze_assets, *commerce_assets] for spec in asset.specs}
+    classifier = resolve_backend(EnrichmentResource().backend, LLMConnection.from_env())
+    embeddings = embedding_choice(os.environ.get("FEEDBACK_EMBEDDINGS") or ThemesResource().backend, dict(os.environ))
+    embedder = "local" if embeddings is None else ("azure_openai" if embeddings[0].provider == "azure" else "openai")
+    kinds_by_key = {**{spec.key: enrichment_kinds(classifier) for spec in feedback_classifications.specs},
+                    feedback_themes.key: enrichment_kinds(embedder)}
+
+    def apply(spec: dg.AssetSpec) -> dg.AssetSpec:
+        condition = daily_at(config.daily_run_hour_utc) if spec.key in roots else when_inputs_change()
+        spec = spec.replace_attributes(automation_condition=condition)
+        if spec.key in kinds_by_key:
+            spec = spec.replace_attributes(kinds=kinds_by_key[spec.key])
+        return spec
+
+    return list(dg.map_asset_specs(apply, assets))
+
+
+ALL_ASSETS = with_shared_policy(
+    [*bronze_assets, silver_feedback, *commerce_assets, feedback_classifications, feedback_themes, *gold_assets],
+    settings(),
+)
 
 defs = dg.Definitions(
     assets=ALL_ASSETS,

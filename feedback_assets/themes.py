@@ -15,7 +15,7 @@ from resources.themes import ThemesResource
 @dg.asset(
     deps=[CLASSIFICATIONS_KEY, "sku_catalog"],
     group_name="enrichment",
-    kinds={"python", "openai"},
+    kinds={"python"},
     owners=["team:voice-of-customer"],
     tags={"layer": "enrichment"},
     freshness_policy=DAILY_BY_SIX_UTC,

@@ -1,17 +1,38 @@
-"""The one daily partitioning shared by every asset in the code location."""
+"""The one daily partitioning shared by every asset in the code location.
+
+The latest partition is yesterday (UTC): the newest complete day. Records dated today land in
+today's folder and are processed once the day is over.
+
+Where partitions start is a trade-off. Starting early admits the history a real export carries,
+but a fresh instance then shows every day since then as missing. The start is therefore chosen
+per home, in this order:
+1. FEEDBACK_PARTITIONS_START, which a deployment with real history sets to its first day;
+2. the `partitions_start` file in $FEEDBACK_HOME, which `feedback seed` writes with the
+   sample's first day, so that the demo shows its own days;
+3. 2024-01-01.
+"""
 
 import os
+from pathlib import Path
 
 import dagster as dg
 
-# Real exports carry old dates. The default start admits a few years of history; an earlier start
-# can be set with FEEDBACK_PARTITIONS_START, or an export can be replayed onto recent dates with
-# `feedback ingest --shift-to-end`.
 DEFAULT_PARTITIONS_START = "2024-01-01"
-PARTITIONS_START = os.environ.get("FEEDBACK_PARTITIONS_START", DEFAULT_PARTITIONS_START)
+START_FILE_NAME = "partitions_start"
 
-daily_partitions = dg.DailyPartitionsDefinition(
-    start_date=PARTITIONS_START, timezone="UTC", end_offset=1
-)
 
-__all__ = ["PARTITIONS_START", "daily_partitions"]
+def configured_start() -> str:
+    """The first partition day from the environment, the home's start file, or the default."""
+    if os.environ.get("FEEDBACK_PARTITIONS_START"):
+        return os.environ["FEEDBACK_PARTITIONS_START"]
+    start_file = Path(os.environ.get("FEEDBACK_HOME", ".feedback_home")) / START_FILE_NAME
+    if start_file.is_file() and start_file.read_text().strip():
+        return start_file.read_text().strip()
+    return DEFAULT_PARTITIONS_START
+
+
+PARTITIONS_START = configured_start()
+
+daily_partitions = dg.DailyPartitionsDefinition(start_date=PARTITIONS_START, timezone="UTC")
+
+__all__ = ["PARTITIONS_START", "START_FILE_NAME", "configured_start", "daily_partitions"]

@@ -21,6 +21,8 @@ class Settings:
     spark_master: str
     spark_shuffle_partitions: int
     landing_settle_seconds: int = 30
+    # The hour (UTC) the daily chain starts for the newest complete day.
+    daily_run_hour_utc: int = 5
     # Alerting thresholds and priority weights (alerting.yaml, priority.yaml, support_macros.yaml).
     config_dir: Path = REPO_CONFIG_DIR
 
@@ -57,6 +59,7 @@ def read_settings() -> Settings:
         spark_master=os.environ.get("FEEDBACK_SPARK_MASTER", "local[*]"),
         spark_shuffle_partitions=_int_env("FEEDBACK_SPARK_SHUFFLE_PARTITIONS", 4),
         landing_settle_seconds=_int_env("FEEDBACK_LANDING_SETTLE_SECONDS", 30),
+        daily_run_hour_utc=_int_env("FEEDBACK_DAILY_RUN_HOUR_UTC", 5),
         config_dir=Path(os.environ.get("FEEDBACK_CONFIG_DIR") or REPO_CONFIG_DIR),
     )
 
