@@ -4,8 +4,10 @@ import dagster as dg
 from dagster_pyspark import PySparkResource
 
 from feedback_assets.asset_defaults import DAILY_RANGED, DAILY_BY_SIX_UTC
-from feedback_assets.enrichment.step import EnrichmentReport, entity_catalog, run_enrichment
-from feedback_assets.metadata import window_metadata, window_of
+from feedback_assets.enrichment.step import (
+    CLASSIFICATIONS_TABLE, DEAD_LETTER_TABLE, TRIAGE_TABLE, EnrichmentReport, entity_catalog, run_enrichment,
+)
+from feedback_assets.metadata import record_rows_per_day, window_metadata, window_of
 from feedback_assets.silver import SILVER_FEEDBACK_KEY
 from resources.enrichment import EnrichmentResource
 from resources.table_store import LocalParquetTableStore
@@ -53,6 +55,9 @@ def feedback_classifications(context: dg.AssetExecutionContext, pyspark: PySpark
     spark = pyspark.spark_session
     backend = enrichment.build(entity_catalog(spark, table_store, window.start, window.end))
     report = run_enrichment(spark, table_store, window.start, window.end, backend, context.run_id, context.log.info)
+    for key, table in ((CLASSIFICATIONS_KEY, CLASSIFICATIONS_TABLE), (TRIAGE_KEY, TRIAGE_TABLE),
+                       (DEAD_LETTERS_KEY, DEAD_LETTER_TABLE)):
+        record_rows_per_day(context, table_store, table, window, key)
     yield dg.MaterializeResult(asset_key=CLASSIFICATIONS_KEY, metadata={
         **window_metadata(window, report.classified_rows),
         "backend": dg.MetadataValue.text(backend.name),

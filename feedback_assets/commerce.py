@@ -5,7 +5,7 @@ from dagster_pyspark import PySparkResource
 
 from feedback_assets.landing.mapping import Contract
 from feedback_assets.asset_defaults import DAILY_RANGED, SPARK_TABLE
-from feedback_assets.metadata import window_metadata, window_of
+from feedback_assets.metadata import record_rows_per_day, window_metadata, window_of
 from feedback_assets.steps import run_commerce
 from resources.landing import LandingResource
 from resources.settings import settings
@@ -40,6 +40,7 @@ def build_commerce_asset(contract: Contract) -> dg.AssetsDefinition:
                               context.run_id, settings().pseudonym_key)
         if report.invalid_rows:
             context.log.warning("%s: skipped unusable records %s", name, report.invalid_rows)
+        record_rows_per_day(context, table_store, f"silver.{name}", window)
         return dg.MaterializeResult(
             metadata={
                 **window_metadata(window, report.rows),

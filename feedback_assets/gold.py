@@ -1,13 +1,18 @@
 """Gold assets: daily issue metrics, complaint velocity with breach flags, and commerce-weighted priorities."""
 
+import os
+
 import dagster as dg
 from dagster_pyspark import PySparkResource
 
 from feedback_assets.alerts.config import load_alerting
+from feedback_assets.alerts.raised import day_counts, raised_markdown
 from feedback_assets.asset_defaults import DAILY_BY_SIX_UTC, DAILY_RANGED
 from feedback_assets.classifications import CLASSIFICATIONS_KEY
-from feedback_assets.gold_steps import run_issue_metrics, run_priorities, run_velocity
-from feedback_assets.metadata import markdown_table, window_metadata, window_of
+from feedback_assets.gold_steps import (
+    METRICS_TABLE, PRIORITIES_TABLE, VELOCITY_TABLE, run_issue_metrics, run_priorities, run_velocity,
+)
+from feedback_assets.metadata import markdown_table, record_rows_per_day, window_metadata, window_of
 from feedback_assets.silver import SILVER_FEEDBACK_KEY
 from feedback_assets.themes import feedback_themes
 from feedback_assets.transforms.priority import load_priority
@@ -40,6 +45,7 @@ def issue_daily_metrics(context: dg.AssetExecutionContext, pyspark: PySparkResou
     """Complaints per day for every label on every SKU, region, channel, platform, app version and carrier, per 1k orders."""
     window = window_of(context)
     report = run_issue_metrics(pyspark.spark_session, table_store, window, load_alerting())
+    record_rows_per_day(context, table_store, METRICS_TABLE, window)
     return dg.MaterializeResult(metadata={
         **window_metadata(window, report.rows),
         "issues": dg.MetadataValue.int(report.issues),
@@ -62,6 +68,7 @@ def complaint_velocity(context: dg.AssetExecutionContext, pyspark: PySparkResour
     """How fast each complaint series is growing against its 7- and 28-day averages, and which ones breach and alert."""
     window = window_of(context)
     report = run_velocity(pyspark.spark_session, table_store, window, load_alerting())
+    _record_what_each_day_raised(context, table_store, window, report.alerts)
     alerts = [{"day": a["feedback_date"].isoformat(), "series": a["series_key"], "complaints": a["complaints"],
                "lift": round(a["lift"], 1), "p_value": f"{a['p_value']:.1e}"} for a in report.alerts]
     yield dg.MaterializeResult(metadata={
@@ -73,6 +80,24 @@ def complaint_velocity(context: dg.AssetExecutionContext, pyspark: PySparkResour
     })
     yield dg.AssetCheckResult(check_name="every_series_day_assessed", passed=report.metrics_rows == report.rows,
                               metadata={"metrics_rows": report.metrics_rows, "velocity_rows": report.rows})
+
+
+def _record_what_each_day_raised(context: dg.AssetExecutionContext, store: LocalParquetTableStore, window,
+                                 alerts: list[dict]) -> None:
+    """Per partition: its own counts (for the Plots view) and, where it alerted, charts and links to the dispatch runs."""
+    ui = os.environ.get("DAGSTER_UI_URL", "http://127.0.0.1:3000")
+    for day, counts in day_counts(store, window.days).items():
+        of_day = [a for a in alerts if a["feedback_date"] == day]
+        metadata: dict[str, dg.MetadataValue] = {
+            "series_assessed": dg.MetadataValue.int(counts.series),
+            "breaches_on_day": dg.MetadataValue.int(counts.breaches),
+            "alerts_on_day": dg.MetadataValue.int(counts.alerts),
+        }
+        if len(window.days) > 1:
+            metadata["dagster/row_count"] = dg.MetadataValue.int(counts.series)
+        if of_day:
+            metadata["alerts_raised"] = dg.MetadataValue.md(raised_markdown(store, day, of_day, ui))
+        context.add_asset_metadata(metadata, partition_key=day.isoformat())
 
 
 @dg.asset(
@@ -89,6 +114,7 @@ def issue_priorities(context: dg.AssetExecutionContext, pyspark: PySparkResource
     window = window_of(context)
     config = load_priority()
     report = run_priorities(pyspark.spark_session, table_store, window, config)
+    record_rows_per_day(context, table_store, PRIORITIES_TABLE, window)
     top = [{"label": r["label"], "sku": r["sku"], "region": r["region"], "score": r["priority_score"],
             "complaints_7d": r["complaints_7d"], "revenue_at_risk": r["revenue_at_risk"],
             "top_components": ", ".join(f"{k} {v:.2f}" for k, v in sorted(r["components"].items(), key=lambda kv: -kv[1])[:3])}

@@ -5,8 +5,9 @@ from dagster_pyspark import PySparkResource
 
 from feedback_assets.asset_defaults import DAILY_BY_SIX_UTC, DAILY_RANGED
 from feedback_assets.classifications import CLASSIFICATIONS_KEY
-from feedback_assets.metadata import markdown_table, window_metadata, window_of
+from feedback_assets.metadata import markdown_table, record_rows_per_day, window_metadata, window_of
 from feedback_assets.theming.embeddings import EmbeddingsUnavailable
+from feedback_assets.theming.schema import THEMES_TABLE
 from feedback_assets.theming.step import run_themes
 from resources.table_store import LocalParquetTableStore
 from resources.themes import ThemesResource
@@ -31,6 +32,7 @@ def feedback_themes(context: dg.AssetExecutionContext, pyspark: PySparkResource,
                             themes.cluster_params(), context.run_id, themes.products_by, context.log.info)
     except EmbeddingsUnavailable as error:
         raise dg.Failure(description=str(error), allow_retries=False) from None
+    record_rows_per_day(context, table_store, THEMES_TABLE, window)
     return dg.MaterializeResult(metadata={
         **window_metadata(window, report.complaint_items),
         "themed_items": dg.MetadataValue.int(report.themed_items),

@@ -53,6 +53,8 @@ class TableStore(Protocol):
 
     def partition_days(self, table: str) -> list[date]: ...
 
+    def row_counts(self, table: str, days: Iterable[date]) -> dict[date, int]: ...
+
 
 class LocalParquetTableStore(dg.ConfigurableResource):
     """Parquet tables on the local file system, one folder per `feedback_date`."""
@@ -76,6 +78,15 @@ class LocalParquetTableStore(dg.ConfigurableResource):
             for child in folder.iterdir()
             if child.is_dir() and child.name.startswith(prefix) and any(child.glob("*.parquet"))
         )
+
+    def row_counts(self, table: str, days: Iterable[date]) -> dict[date, int]:
+        """Rows stored for each day, from the Parquet footers (no data is read); 0 for a day never written."""
+        counts = {}
+        for day in days:
+            folder = self._partition_dir(table, day)
+            files = sorted(folder.glob("*.parquet")) if folder.exists() else []
+            counts[day] = sum(pq.ParquetFile(path).metadata.num_rows for path in files)
+        return counts
 
     def read(
         self,
