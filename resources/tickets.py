@@ -7,7 +7,9 @@ an error; the dispatcher then finds the ticket again by its breach label (DESIGN
 from __future__ import annotations
 
 import base64
+import io
 import json
+import logging
 import os
 import re
 import tempfile
@@ -22,7 +24,7 @@ import dagster as dg
 import requests
 from jira import JIRA, JIRAError
 
-from feedback_assets.alerts.model import Alert, TicketRef, TicketSink
+from feedback_assets.alerts.model import Alert, TicketRef, TicketSink, short_hash
 from feedback_assets.alerts.render import (
     jira_comment,
     jira_description,
@@ -31,6 +33,8 @@ from feedback_assets.alerts.render import (
     ticket_summary,
 )
 from resources.file_lock import exclusive_lock
+
+_log = logging.getLogger(__name__)
 
 FEEDBACK_TO_FIX_LABEL = "feedback-to-fix"
 # Labels are interpolated into JQL, so only the shape our own labels have is accepted.
@@ -95,7 +99,11 @@ class LocalTicketStore:
         with self._locked():
             rows = self.tickets()
             key = f"{project}-{self._next_number(project, rows)}"
-            body = markdown_ticket(alert, key, due).encode("utf-8")
+            body = markdown_ticket(alert, key, due)
+            if alert.chart_png:
+                self.path_of(key).with_suffix(".png").write_bytes(alert.chart_png)
+                body += f"\n![Complaints against their 7- and 28-day means]({key}.png)\n"
+            body = body.encode("utf-8")
             with self.path_of(key).open("xb") as handle:
                 handle.write(body)
             row = {
@@ -233,7 +241,17 @@ class JiraTicketSink:
             "duedate": due.isoformat(),
         }
         issue = self._call("create issue", lambda: self._writes.create_issue(fields=fields, prefetch=False))
+        if alert.chart_png:
+            self._attach_chart(issue.key, alert)
         return TicketRef(issue.key, self._browse(issue.key), labels, "open")
+
+    def _attach_chart(self, key: str, alert: Alert) -> None:
+        """Attaches the series chart; the ticket stands without it, so a failure is logged, not raised."""
+        name = f"{short_hash(alert.breach_key)}-velocity.png"
+        try:
+            self._call("attach chart", lambda: self._writes.add_attachment(key, io.BytesIO(alert.chart_png), name))
+        except TicketSinkError as error:
+            _log.warning("could not attach the chart to %s: %s", key, error)
 
     def has_comment(self, ticket_key: str, marker: str) -> bool:
         """Whether any comment on the issue contains `marker` (pages through all comments)."""

@@ -37,7 +37,7 @@ DEFAULT_USER = "f2f-bot@example.com"
 DEFAULT_TOKEN = "loopback-api-token"
 FAULT_KINDS = frozenset({"429", "500", "502", "503", "fail_after_create", "drop_after_create"})
 AFTER_CREATE = frozenset({"fail_after_create", "drop_after_create"})
-ROUTES = frozenset({"any", "create", "get_issue", "search", "fields", "comments", "add_comment"})
+ROUTES = frozenset({"any", "create", "get_issue", "search", "fields", "comments", "add_comment", "attach"})
 PRIORITIES = ("Highest", "High", "Medium", "Low", "Lowest")
 GONE = (
     "The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. "
@@ -47,6 +47,9 @@ GONE = (
 _API = "/rest/api/2"
 _ISSUE = re.compile(rf"^{_API}/issue/(?P<key>[^/]+)$")
 _COMMENTS = re.compile(rf"^{_API}/issue/(?P<key>[^/]+)/comment$")
+_ATTACHMENTS = re.compile(rf"^{_API}/issue/(?P<key>[^/]+)/attachments$")
+_MULTIPART_FILE = re.compile(rb'Content-Disposition: form-data; name="file"; filename="(?P<name>[^"]+)"\r\n'
+                             rb"(?:[^\r\n]+\r\n)*\r\n(?P<body>.*)\r\n--", re.DOTALL)
 _JQL = re.compile(
     r'^\s*labels\s*=\s*"?(?P<label>[^"\s]+)"?'
     r"(?P<open>\s+AND\s+statusCategory\s*!=\s*\"?Done\"?)?"
@@ -113,6 +116,7 @@ class LoopbackJira(LoopbackServer):
         self._faults: deque[_Fault] = deque()
         self._issues: dict[str, dict[str, Any]] = {}
         self._hidden: dict[str, int] = {}
+        self._attachments: dict[str, list[dict[str, Any]]] = {}
         self._counters: dict[str, int] = {}
         self._next_id = 10000
 
@@ -173,6 +177,8 @@ class LoopbackJira(LoopbackServer):
             return 201, self._add_comment(key, request), {}
         if route == "fields":
             return 200, _FIELDS, {}
+        if route == "attach":
+            return 200, self._attach(key, request), {}
         return 200, self._search(request), {}
 
     def _check_auth(self, request: Request) -> None:
@@ -194,11 +200,32 @@ class LoopbackJira(LoopbackServer):
             if self.deployment == "cloud":
                 raise Reply(410, _errors([GONE]))
             return "search", None
+        if (match := _ATTACHMENTS.match(path)) and method == "POST":
+            return "attach", self._known(match["key"])
         if (match := _COMMENTS.match(path)) and method in ("GET", "POST"):
             return ("comments" if method == "GET" else "add_comment"), self._known(match["key"])
         if (match := _ISSUE.match(path)) and method == "GET":
             return "get_issue", self._known(match["key"])
         raise Reply(404, _errors([f"No route for {method} {path}"]))
+
+    def attachments_of(self, key: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(a) for a in self._attachments.get(key, [])]
+
+    def _attach(self, key: str, request: Request) -> list[dict[str, Any]]:
+        """Jira's attachment contract: the XSRF opt-out header, one multipart `file` part, a list back."""
+        if request.headers.get("x-atlassian-token") != "no-check":
+            raise Reply(403, _errors(["XSRF check failed"]))
+        match = _MULTIPART_FILE.search(request.raw_body)
+        if match is None or not request.headers.get("content-type", "").startswith("multipart/form-data"):
+            raise Reply(400, _errors(["Expected a multipart body with a 'file' part"]))
+        with self._lock:
+            self._next_id += 1
+            attachment = {"id": str(self._next_id), "filename": match["name"].decode(), "size": len(match["body"]),
+                          "mimeType": "application/octet-stream", "content": match["body"]}
+            self._attachments.setdefault(key, []).append(attachment)
+        return [{k: v for k, v in attachment.items() if k != "content"}
+                | {"self": f"{self.origin}{_API}/attachment/{attachment['id']}"}]
 
     def _known(self, key: str) -> str:
         with self._lock:

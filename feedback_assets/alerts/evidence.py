@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from feedback_assets.alerts.chart import series_history, velocity_chart_png
 from feedback_assets.alerts.model import Alert
 from feedback_assets.enrichment.step import CLASSIFICATIONS_TABLE
 from feedback_assets.enrichment.taxonomy import load_taxonomy
@@ -147,6 +148,7 @@ def build_alert(store: LocalParquetTableStore, series_key: str, day: date, conte
         run_id=context.run_id,
         asset_url=f"{context.ui_base_url.rstrip('/')}/assets/complaint_velocity?partition={day.isoformat()}",
         support_macro=support_macro(row["label"], label.domain, subject, label.owner.sla_days),
+        chart_png=velocity_chart_png(series_history(store, series_key, day), series_key, day),
     )
 
 

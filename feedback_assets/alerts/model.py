@@ -58,6 +58,8 @@ class Alert:
     run_id: str
     asset_url: str
     support_macro: str
+    # The series' chart (PNG) for tickets; empty when it could not be drawn.
+    chart_png: bytes = field(default=b"", repr=False, compare=False)
 
     @property
     def series_key(self) -> str:
