@@ -226,24 +226,38 @@ def demo(
 
 @app.command()
 def alerts(
-    replay: Annotated[bool, typer.Option(help="First dispatch every materialized day's alerts, as if each day had just arrived.")] = False,
+    replay: Annotated[bool, typer.Option(help="First dispatch every materialized day's alerts as dispatch_alerts runs, "
+                                              "as if each day had just arrived.")] = False,
 ) -> None:
     """Show the tickets and Slack messages alerting produced (JIRA_* / SLACK_BOT_TOKEN switch to the real ones)."""
-    from feedback_assets.alerts.replay import replay_alerts
+    import dagster as dg
+
     from feedback_assets.alerts.report import render_alerts
-    from feedback_assets.definitions import build_resources
-    from feedback_assets.dispatch import alert_context
+    from feedback_assets.definitions import build_resources, defs
+    from feedback_assets.dispatch import DISPATCH_JOB_NAME
+    from sensors.velocity import replay_requests
 
     config = settings()
     resources = build_resources(config)
     tickets = resources["tickets"].process_config_and_initialize().sink()
     slack = resources["slack"].process_config_and_initialize().sink()
     store = LocalParquetTableStore(root=str(config.warehouse_dir))
-    outcomes = []
+    failed: list[tuple[str, str]] = []
     if replay:
-        typer.echo("\nReplaying alerting day by day over the materialized window...")
-        outcomes = replay_alerts(store, tickets, slack, alert_context(_cli_run_id("alerts")))
-    typer.echo(render_alerts(outcomes, tickets, slack))
+        typer.echo("\nReplaying alerting day by day over the materialized window, one dispatch_alerts run per alert...")
+        job = defs.resolve_job_def(DISPATCH_JOB_NAME)
+        with dg.DagsterInstance.get() as instance:
+            requests = replay_requests(instance, store)
+            for request in requests:
+                run_config = {**request.run_config, "loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+                result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False,
+                                                tags={**request.tags, "feedback/launched_by": "feedback alerts --replay"})
+                if not result.success:
+                    failed.append((request.tags["breach_key"], result.run_id))
+        typer.echo(f"Ran {len(requests)} dispatch_alerts run(s); see them in the Dagster UI under Runs.")
+        for breach_key, run_id in failed:
+            typer.echo(f"  error: dispatch run {run_id} for {breach_key} failed", err=True)
+    typer.echo(render_alerts([], tickets, slack))
     manifest_path = config.feedback_home / "sample" / "manifest.json"
     if manifest_path.exists():
         from feedback_assets.alerts.report import render_incident_check
@@ -253,6 +267,8 @@ def alerts(
         fired, series_weeks = fired_alerts(store)
         domains = {label.id: label.domain for label in load_taxonomy().labels.values()}
         typer.echo(render_incident_check(score_alerts(json.loads(manifest_path.read_text()), fired, series_weeks, domains)))
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -15,7 +16,8 @@ from feedback_assets.landing.registry import LandingRegistry
 from resources.settings import read_settings
 from resources.table_store import LocalParquetTableStore
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
 FEEDBACK = Path(sys.executable).parent / "feedback"
 DEMO_END = "2026-11-27"
 TEST_PARTITIONS_START = date(2024, 1, 1)
@@ -56,17 +58,20 @@ def registry(feedback_home, store) -> LandingRegistry:
 
 @pytest.fixture(scope="session")
 def demo_home(tmp_path_factory) -> Path:
-    """The FEEDBACK_HOME of one demo, prepared once for the slow end-to-end tests (seed, land, materialize).
+    """The FEEDBACK_HOME of one demo, prepared once for the slow end-to-end tests, as `make demo` prepares it.
 
-    60 days of the seeded sample run through gold with the local classifier, as `make demo` runs it.
-    Tests read it; a test that changes tables works on a copy of its warehouse.
+    60 days of the seeded sample run through gold with the local classifier, then the alerts are
+    replayed as dispatch_alerts runs; its DAGSTER_HOME (beside it, `dagster_home`) holds those runs.
+    Tests read it; a test that changes tables or runs works on a copy.
     """
     home = tmp_path_factory.mktemp("demo")
     env = {**os.environ, "FEEDBACK_HOME": str(home / "feedback_home"), "DAGSTER_HOME": str(home / "dagster_home")}
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY"):
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY",
+                 "JIRA_URL", "SLACK_BOT_TOKEN", "FEEDBACK_PARTITIONS_START"):
         env.pop(name, None)
     (home / "dagster_home").mkdir()
-    for command in (["seed", "--days", "60", "--end-date", DEMO_END], ["materialize"]):
+    shutil.copy(REPO / "dagster.yaml", home / "dagster_home" / "dagster.yaml")
+    for command in (["seed", "--days", "60", "--end-date", DEMO_END], ["materialize"], ["alerts", "--replay"]):
         done = subprocess.run([str(FEEDBACK), *command], env=env, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr[-3000:]
     return home / "feedback_home"

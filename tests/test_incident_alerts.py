@@ -8,6 +8,7 @@ outbox. This is the slowest test of the suite (a few minutes): it is the product
 from __future__ import annotations
 
 import json
+import shutil
 
 from feedback_assets.alerts.evidence import AlertContext
 from feedback_assets.alerts.replay import replay_alerts
@@ -31,8 +32,23 @@ def test_every_planted_incident_alerts_within_a_day_of_onset_and_the_background_
     assert score.false_alerts_per_100_series_weeks < MAX_FALSE_ALERTS_PER_100_SERIES_WEEKS, score.false_alerts
 
 
+def test_the_demo_dispatched_through_runs_on_the_instance(demo_home):
+    import dagster as dg
+
+    from feedback_assets.alerts.ledger import POSTED, DispatchLedger
+
+    entries = DispatchLedger(LocalParquetTableStore(root=str(demo_home / "warehouse"))).entries()
+    with dg.DagsterInstance.from_config(str(demo_home.parent / "dagster_home")) as instance:
+        runs = instance.get_runs(filters=dg.RunsFilter(job_name="dispatch_alerts"))
+        assert runs and all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
+        assert {run.tags["breach_key"] for run in runs} == {e.breach_key for e in entries if e.status == POSTED}
+        assert all(run.tags["series_key"] == run.tags["breach_key"].rpartition("@")[0] for run in runs)
+
+
 def test_the_replay_opens_one_owned_ticket_per_series_and_posts_each_once(demo_home, tmp_path):
-    store = LocalParquetTableStore(root=str(demo_home / "warehouse"))
+    # The demo's own replay filled the ledger: replay afresh on a copy without it.
+    shutil.copytree(demo_home / "warehouse", tmp_path / "warehouse", ignore=shutil.ignore_patterns("alerting"))
+    store = LocalParquetTableStore(root=str(tmp_path / "warehouse"))
     tickets, slack = LocalTicketStore(tmp_path / "tickets"), SlackOutbox(tmp_path / "outbox.jsonl")
     outcomes = replay_alerts(store, tickets, slack, AlertContext("test-run", "http://dagster.example"))
     again = replay_alerts(store, tickets, slack, AlertContext("test-run-2", "http://dagster.example"))

@@ -15,9 +15,15 @@ from feedback_assets.alerts.dispatch import Dispatcher
 from feedback_assets.alerts.evidence import AlertContext, build_alert
 from feedback_assets.alerts.ledger import DispatchLedger
 from feedback_assets.alerts.model import DispatchOutcome, SlackSink, TicketSink
-from feedback_assets.alerts.planning import plan_alerts
+from feedback_assets.alerts.planning import PlannedAlert, plan_alerts
 from feedback_assets.gold_steps import VELOCITY_TABLE
 from resources.table_store import LocalParquetTableStore
+
+
+def replay_plans(store: LocalParquetTableStore, start: date | None = None, end: date | None = None) -> list[PlannedAlert]:
+    """Every alert of [start, end], day by day, each planned as if its day had been computed the next morning."""
+    days = [d for d in store.partition_days(VELOCITY_TABLE) if (not start or d >= start) and (not end or d <= end)]
+    return [plan for day in days for plan in plan_alerts(store, {day: day + timedelta(days=1)}, window_days=1)]
 
 
 def replay_alerts(store: LocalParquetTableStore, tickets: TicketSink, slack: SlackSink, context: AlertContext,
@@ -28,10 +34,5 @@ def replay_alerts(store: LocalParquetTableStore, tickets: TicketSink, slack: Sla
     Breaches the ledger already holds (posted, or recorded by the sensor) are left as they are.
     """
     dispatcher = Dispatcher(DispatchLedger(store), tickets, slack, context.run_id, log)
-    outcomes = []
-    for day in store.partition_days(VELOCITY_TABLE):
-        if (start and day < start) or (end and day > end):
-            continue
-        for plan in plan_alerts(store, {day: day + timedelta(days=1)}, window_days=1):
-            outcomes.append(dispatcher.dispatch(build_alert(store, plan.series_key, plan.day, context)))
-    return outcomes
+    return [dispatcher.dispatch(build_alert(store, plan.series_key, plan.day, context))
+            for plan in replay_plans(store, start, end)]
