@@ -77,14 +77,22 @@ def with_shared_policy(assets: list[dg.AssetsDefinition], config: Settings) -> l
     return list(dg.map_asset_specs(apply, assets))
 
 
-ALL_ASSETS = with_shared_policy(
-    [*bronze_assets, silver_feedback, *commerce_assets, feedback_classifications, feedback_themes, *gold_assets],
-    settings(),
+ASSETS_BEFORE_POLICY = [*bronze_assets, silver_feedback, *commerce_assets, feedback_classifications, feedback_themes,
+                     *gold_assets]
+ALL_ASSETS = with_shared_policy(ASSETS_BEFORE_POLICY, settings())
+
+daily_chain = dg.AutomationConditionSensorDefinition(
+    "daily_chain",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Runs the daily chain by itself: bronze and commerce for the newest complete day at "
+                "FEEDBACK_DAILY_RUN_HOUR_UTC, then each downstream day once its inputs have changed "
+                "(late files included).",
 )
 
 defs = dg.Definitions(
     assets=ALL_ASSETS,
     jobs=[ingest_job, dispatch_alerts_job],
-    sensors=[landing_sensor, velocity_alerts],
+    sensors=[landing_sensor, velocity_alerts, daily_chain],
     resources=build_resources(settings()),
 )

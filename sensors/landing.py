@@ -43,7 +43,9 @@ def _bronze_materialized_at(instance: dg.DagsterInstance, channel: str, days: li
     return latest
 
 
-@dg.sensor(job_name=INGEST_JOB_NAME, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED)
+@dg.sensor(job_name=INGEST_JOB_NAME, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED,
+           description="Lands export files dropped in the landing folder and re-runs bronze and silver for exactly "
+                       "the days they touch (late files included). Off by default; turn it on in Automation.")
 def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingResource, table_store: LocalParquetTableStore):
     """Registers new export files and requests an ingest run for every day whose bronze is now out of date."""
     registry = landing.registry(table_store)

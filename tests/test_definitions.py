@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import dagster as dg
 
@@ -118,3 +119,48 @@ def test_transforms_run_without_dagster():
     probe = ("import sys, feedback_assets.transforms.silver, feedback_assets.transforms.commerce, "
              "feedback_assets.transforms.bronze, feedback_assets.transforms.quality; print('dagster' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_every_sensor_and_job_says_what_it_does():
+    for sensor in defs.sensors:
+        assert sensor.description and sensor.description.endswith("."), sensor.name
+    for job in defs.jobs:
+        assert job.description, job.name
+
+
+def test_the_location_is_named_for_the_project():
+    workspace = (Path(__file__).resolve().parents[1] / "workspace.yaml").read_text()
+    assert "location_name: feedback-to-fix" in workspace
+
+
+def test_the_newest_partition_is_the_newest_complete_day():
+    from partitions import daily_partitions
+
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    assert daily_partitions.get_last_partition_key() == yesterday
+
+
+def test_roots_run_daily_and_everything_else_when_its_inputs_change():
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        expected = "on_cron(0 5 * * *, UTC)" if not node.parent_keys else "when_inputs_change"
+        assert node.automation_condition.get_label() == expected, key
+    assert defs.resolve_sensor_def("daily_chain").default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_enrichment_kinds_name_the_backend_that_runs(monkeypatch):
+    from feedback_assets.definitions import ASSETS_BEFORE_POLICY, with_shared_policy
+    from resources.settings import read_settings
+
+    def kinds(key: str) -> set[str]:
+        assets = with_shared_policy(ASSETS_BEFORE_POLICY, read_settings())
+        return next(spec.kinds for asset in assets for spec in asset.specs if spec.key.to_user_string() == key)
+
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY", "FEEDBACK_EMBEDDINGS"):
+        monkeypatch.delenv(name, raising=False)
+    assert "huggingface" in kinds("feedback_classifications") and "openai" not in kinds("feedback_classifications")
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    assert "openai" in kinds("feedback_classifications") and "openai" in kinds("feedback_themes")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # a chat-only server: themes embed locally
+    assert "openai" in kinds("feedback_classifications") and "huggingface" in kinds("feedback_themes")
