@@ -104,8 +104,9 @@ def velocity_alerts(context: dg.MultiAssetSensorEvaluationContext, table_store: 
             dispatched += 1  # by an earlier run or a replay: a new run would only skip
             continue
         if not plan.page:
-            ledger.record(plan.series_key, plan.day, "sensor:velocity_alerts",
-                          "older than the alert window when its partition was materialized")
+            if known is None:
+                ledger.record(plan.series_key, plan.day, "sensor:velocity_alerts",
+                              "older than the alert window when its partition was materialized")
             recorded += 1
             continue
         requests.append(dispatch_request(plan, records[plan.day.isoformat()].event_log_entry.run_id))

@@ -152,7 +152,8 @@ _OUR_SLACK_LINK = re.compile(r"<%s/[^|<>]*\|[^<>]*>" % re.escape(UI))
 _SLACK_LIVE = re.compile(r"<|@(?:channel|here|everyone)\b|://|\b[0-9A-Za-z]+\.[A-Za-z]{2,}\b")
 _OUR_JIRA_LINK = re.compile(r"\[Dagster asset\|%s/[^\]\s]*\]" % re.escape(UI))
 _JIRA_LIVE = re.compile(r"(?<!\\)\[[^\]]*\|[^\]]*\]|(?<!\\)\[~|(?<!\\)\{(?:code|html|color|panel)|(?<!\\)![^!\s]+!")
-_MARKDOWN_LIVE = re.compile(r"\]\((?!%s)|<(?:script|img|a|iframe)\b" % re.escape(UI), re.IGNORECASE)
+# Our own links: the Dagster UI, and the ticket's chart beside it (named by the ticket key, never by customer text).
+_MARKDOWN_LIVE = re.compile(r"\]\((?!%s|[A-Z]+-\d+\.png\)\n)|<(?:script|img|a|iframe)\b" % re.escape(UI), re.IGNORECASE)
 
 
 def _slack_texts(message: dict) -> list[str]:
