@@ -21,8 +21,13 @@ class BreachConfig(dg.Config):
     velocity_run_id: str = ""
 
 
+def ui_base_url() -> str:
+    """Where tickets and asset metadata link to: the Dagster UI as people open it."""
+    return os.environ.get("DAGSTER_UI_URL", "http://127.0.0.1:3000")
+
+
 def alert_context(run_id: str) -> AlertContext:
-    return AlertContext(run_id=run_id, ui_base_url=os.environ.get("DAGSTER_UI_URL", "http://127.0.0.1:3000"))
+    return AlertContext(run_id=run_id, ui_base_url=ui_base_url())
 
 
 @dg.op(retry_policy=dg.RetryPolicy(max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL),

@@ -1,16 +1,16 @@
 """Gold assets: daily issue metrics, complaint velocity with breach flags, and commerce-weighted priorities."""
 
-import os
-
 import dagster as dg
 from dagster_pyspark import PySparkResource
 
 from feedback_assets.alerts.config import load_alerting
+from feedback_assets.alerts.chart import read_velocity_history
 from feedback_assets.alerts.raised import day_counts, raised_markdown
 from feedback_assets.asset_defaults import DAILY_BY_SIX_UTC, DAILY_RANGED
 from feedback_assets.classifications import CLASSIFICATIONS_KEY
+from feedback_assets.dispatch import ui_base_url
 from feedback_assets.gold_steps import (
-    METRICS_TABLE, PRIORITIES_TABLE, VELOCITY_TABLE, run_issue_metrics, run_priorities, run_velocity,
+    METRICS_TABLE, PRIORITIES_TABLE, run_issue_metrics, run_priorities, run_velocity,
 )
 from feedback_assets.metadata import markdown_table, record_rows_per_day, window_metadata, window_of
 from feedback_assets.silver import SILVER_FEEDBACK_KEY
@@ -85,8 +85,9 @@ def complaint_velocity(context: dg.AssetExecutionContext, pyspark: PySparkResour
 def _record_what_each_day_raised(context: dg.AssetExecutionContext, store: LocalParquetTableStore, window,
                                  alerts: list[dict]) -> None:
     """Per partition: its own counts (for the Plots view) and, where it alerted, charts and links to the dispatch runs."""
-    ui = os.environ.get("DAGSTER_UI_URL", "http://127.0.0.1:3000")
-    for day, counts in day_counts(store, window.days).items():
+    ui = ui_base_url()
+    velocity = read_velocity_history(store, window.start, window.end)
+    for day, counts in day_counts(velocity, window.days).items():
         of_day = [a for a in alerts if a["feedback_date"] == day]
         metadata: dict[str, dg.MetadataValue] = {
             "series_assessed": dg.MetadataValue.int(counts.series),
@@ -96,7 +97,7 @@ def _record_what_each_day_raised(context: dg.AssetExecutionContext, store: Local
         if len(window.days) > 1:
             metadata["dagster/row_count"] = dg.MetadataValue.int(counts.series)
         if of_day:
-            metadata["alerts_raised"] = dg.MetadataValue.md(raised_markdown(store, day, of_day, ui))
+            metadata["alerts_raised"] = dg.MetadataValue.md(raised_markdown(velocity, day, of_day, ui))
         context.add_asset_metadata(metadata, partition_key=day.isoformat())
 
 

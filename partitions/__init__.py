@@ -13,6 +13,7 @@ per home, in this order:
 """
 
 import os
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -24,11 +25,18 @@ START_FILE_NAME = "partitions_start"
 def configured_start() -> str:
     """The first partition day from the environment, the home's start file, or the default."""
     if os.environ.get("FEEDBACK_PARTITIONS_START"):
-        return os.environ["FEEDBACK_PARTITIONS_START"]
+        return _checked_day(os.environ["FEEDBACK_PARTITIONS_START"], "FEEDBACK_PARTITIONS_START")
     start_file = Path(os.environ.get("FEEDBACK_HOME", ".feedback_home")) / START_FILE_NAME
-    if start_file.is_file() and start_file.read_text().strip():
-        return start_file.read_text().strip()
+    if start_file.is_file() and (pinned := start_file.read_text().strip()):
+        return _checked_day(pinned, str(start_file))
     return DEFAULT_PARTITIONS_START
+
+
+def _checked_day(value: str, source: str) -> str:
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise ValueError(f"{source} must hold a day like 2026-10-01, not {value[:40]!r}") from None
 
 
 PARTITIONS_START = configured_start()

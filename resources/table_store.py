@@ -51,6 +51,8 @@ class TableStore(Protocol):
 
     def read_parts(self, table: str, days: Iterable[date] | None = None) -> pa.Table | None: ...
 
+    def read_days(self, table: str, days: Iterable[date]) -> pa.Table | None: ...
+
     def partition_days(self, table: str) -> list[date]: ...
 
     def row_counts(self, table: str, days: Iterable[date]) -> dict[date, int]: ...
@@ -165,3 +167,12 @@ class LocalParquetTableStore(dg.ConfigurableResource):
         if not files:
             return None
         return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
+
+    def read_days(self, table: str, days: Iterable[date]) -> pa.Table | None:
+        """The rows of `days` without Spark, with their `feedback_date` (which lives in the folder name, not the files)."""
+        tables = []
+        for day in days:
+            parts = self.read_parts(table, [day])
+            if parts is not None and parts.num_rows:
+                tables.append(parts.append_column(PARTITION_COLUMN, pa.array([day] * parts.num_rows, pa.date32())))
+        return pa.concat_tables(tables, promote_options="default") if tables else None

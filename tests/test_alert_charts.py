@@ -7,7 +7,9 @@ from urllib.parse import unquote
 
 import pyarrow as pa
 
-from feedback_assets.alerts.chart import SeriesDay, markdown_image, series_history, velocity_chart_png
+from feedback_assets.alerts.chart import (
+    SeriesDay, markdown_image, read_velocity_history, series_history, velocity_chart_png,
+)
 from feedback_assets.alerts.raised import day_counts, dispatch_runs_url, raised_markdown
 from feedback_assets.gold_steps import VELOCITY_TABLE
 from resources.table_store import LocalParquetTableStore
@@ -40,7 +42,7 @@ def _store_with(tmp_path, rows: list[dict]) -> LocalParquetTableStore:
 
 def test_the_history_is_the_series_own_rows_oldest_first(tmp_path):
     store = _store_with(tmp_path, _velocity_rows(SERIES, 50, DAY) + _velocity_rows("other:sku=X", 5, DAY))
-    history = series_history(store, SERIES, DAY)
+    history = series_history(read_velocity_history(store, DAY, DAY), SERIES, DAY)
     assert len(history) == 42 and history[-1] == SeriesDay(DAY, 14, 3.5, 3.2, True)
     assert [h.day for h in history] == sorted(h.day for h in history)
 
@@ -59,7 +61,8 @@ def test_the_inline_image_cannot_break_out_of_its_markdown():
 
 def test_each_day_counts_its_own_series_breaches_and_alerts(tmp_path):
     store = _store_with(tmp_path, _velocity_rows(SERIES, 3, DAY) + _velocity_rows("other:sku=X", 3, DAY))
-    counts = day_counts(store, [DAY - timedelta(days=1), DAY, DAY + timedelta(days=1)])
+    days = [DAY - timedelta(days=1), DAY, DAY + timedelta(days=1)]
+    counts = day_counts(read_velocity_history(store, days[0], days[-1]), days)
     assert counts[DAY].series == 2 and counts[DAY].alerts == 2 and counts[DAY - timedelta(days=1)].alerts == 0
     assert counts[DAY + timedelta(days=1)].series == 0
 
@@ -67,7 +70,7 @@ def test_each_day_counts_its_own_series_breaches_and_alerts(tmp_path):
 def test_what_a_day_raised_links_to_its_dispatch_runs_and_shows_its_chart(tmp_path):
     store = _store_with(tmp_path, _velocity_rows(SERIES, 30, DAY))
     alert = {"series_key": SERIES, "complaints": 14, "lift": 4.2, "p_value": 1e-6}
-    text = raised_markdown(store, DAY, [alert], "http://127.0.0.1:3000/")
+    text = raised_markdown(read_velocity_history(store, DAY, DAY), DAY, [alert], "http://127.0.0.1:3000/")
     url = dispatch_runs_url("http://127.0.0.1:3000/", f"{SERIES}@{DAY}")
     assert f"[Dispatch runs]({url})" in text and "data:image/png;base64," in text
     assert unquote(url).endswith(f"/runs?q[0]=tag:breach_key={SERIES}@{DAY}") and "|" not in url and " " not in url

@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from datetime import date, timedelta
@@ -81,7 +82,7 @@ def ui(demo_home, tmp_path_factory):
                  "JIRA_URL", "SLACK_BOT_TOKEN", "FEEDBACK_PARTITIONS_START"):
         env.pop(name, None)
     log = (home / "dagster_dev.log").open("w")
-    dagster = Path(os.sys.executable).parent / "dagster"
+    dagster = Path(sys.executable).parent / "dagster"
     started = time.monotonic()
     server = subprocess.Popen([str(dagster), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
                               cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -164,3 +164,17 @@ def test_enrichment_kinds_name_the_backend_that_runs(monkeypatch):
     assert "openai" in kinds("feedback_classifications") and "openai" in kinds("feedback_themes")
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # a chat-only server: themes embed locally
     assert "openai" in kinds("feedback_classifications") and "huggingface" in kinds("feedback_themes")
+
+
+def test_a_malformed_partition_start_is_refused_with_its_source(monkeypatch, tmp_path):
+    import pytest
+
+    from partitions import START_FILE_NAME, configured_start
+
+    monkeypatch.delenv("FEEDBACK_PARTITIONS_START", raising=False)
+    monkeypatch.setenv("FEEDBACK_HOME", str(tmp_path))
+    (tmp_path / START_FILE_NAME).write_text("2026-13-45\n")
+    with pytest.raises(ValueError, match="partitions_start must hold a day"):
+        configured_start()
+    (tmp_path / START_FILE_NAME).write_text("2026-10-03\n")
+    assert configured_start() == "2026-10-03"

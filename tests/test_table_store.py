@@ -45,3 +45,15 @@ def test_rows_outside_the_window_are_refused_and_nothing_changes(spark, store):
     with pytest.raises(ValueError, match="rows fall outside 2026-10-01..2026-10-01"):
         store.overwrite_partitions(frame(spark, ("x", d1), ("y", d2)), "silver.t", d1, d1)
     assert ids(spark, store) == ["a"]
+
+
+def test_reading_days_without_spark_gives_each_row_its_day_and_counts_come_from_the_footers(store):
+    import pyarrow as pa
+
+    first, second = date(2026, 10, 1), date(2026, 10, 2)
+    store.write_part("ops.example", first, "a", pa.table({"n": [1, 2]}))
+    store.write_part("ops.example", second, "a", pa.table({"n": [3]}))
+    rows = store.read_days("ops.example", [first, second, date(2026, 10, 3)])
+    assert sorted(zip(rows["feedback_date"].to_pylist(), rows["n"].to_pylist())) == [(first, 1), (first, 2), (second, 3)]
+    assert store.read_days("ops.example", [date(2026, 10, 3)]) is None
+    assert store.row_counts("ops.example", [first, second, date(2026, 10, 3)]) == {first: 2, second: 1, date(2026, 10, 3): 0}

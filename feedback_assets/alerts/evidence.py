@@ -17,11 +17,11 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from feedback_assets.alerts.chart import series_history, velocity_chart_png
+from feedback_assets.alerts.chart import read_velocity_history, series_history, velocity_chart_png
 from feedback_assets.alerts.model import Alert
 from feedback_assets.enrichment.step import CLASSIFICATIONS_TABLE
 from feedback_assets.enrichment.taxonomy import load_taxonomy
-from feedback_assets.gold_steps import METRICS_TABLE, PRIORITIES_TABLE, VELOCITY_TABLE
+from feedback_assets.gold_steps import METRICS_TABLE, PRIORITIES_TABLE
 from feedback_assets.theming.schema import THEMES_TABLE
 from resources.settings import settings
 from resources.table_store import LocalParquetTableStore, days_in
@@ -69,13 +69,9 @@ def support_macro(label: str, domain: str, subject: str, sla_days: int, macros: 
 
 
 def _frame(store: LocalParquetTableStore, table: str, days: list[date]) -> pd.DataFrame:
-    """The table's rows on `days`, with feedback_date (which lives in the folder name, not the files)."""
-    frames = []
-    for day in days:
-        parts = store.read_parts(table, [day])
-        if parts is not None and parts.num_rows:
-            frames.append(parts.to_pandas().assign(feedback_date=day))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    """The table's rows on `days`, with feedback_date."""
+    rows = store.read_days(table, days)
+    return rows.to_pandas() if rows is not None else pd.DataFrame()
 
 
 def series_items(store: LocalParquetTableStore, label: str, dimension: str, value: str, days: list[date]) -> pd.DataFrame:
@@ -122,8 +118,10 @@ def pick_quotes(items: pd.DataFrame, day: date, limit: int = MAX_QUOTES) -> tupl
 
 def build_alert(store: LocalParquetTableStore, series_key: str, day: date, context: AlertContext) -> Alert:
     """The alert for one series on one day, from the velocity row and the week's evidence."""
-    velocity = _frame(store, VELOCITY_TABLE, [day])
-    matches = velocity[velocity["series_key"] == series_key] if not velocity.empty else velocity
+    history = read_velocity_history(store, day, day)  # the chart's 42 days, the alert's own row among them
+    velocity = history.to_pandas() if history is not None else pd.DataFrame()
+    matches = velocity[(velocity["series_key"] == series_key) & (velocity["feedback_date"] == day)] \
+        if not velocity.empty else velocity
     if matches.empty:
         raise VelocityRowMissing(f"no complaint_velocity row for {series_key} on {day}; materialize complaint_velocity first")
     row = matches.iloc[0]
@@ -148,7 +146,7 @@ def build_alert(store: LocalParquetTableStore, series_key: str, day: date, conte
         run_id=context.run_id,
         asset_url=f"{context.ui_base_url.rstrip('/')}/assets/complaint_velocity?partition={day.isoformat()}",
         support_macro=support_macro(row["label"], label.domain, subject, label.owner.sla_days),
-        chart_png=velocity_chart_png(series_history(store, series_key, day), series_key, day),
+        chart_png=velocity_chart_png(series_history(history, series_key, day), series_key, day),
     )
 
 
