@@ -61,7 +61,7 @@ def sensor_tick_times(days: int, series: int) -> tuple[float, float, int]:
 
     from feedback_assets.dispatch import dispatch_alerts_job
     from feedback_assets.gold import complaint_velocity
-    from feedback_assets.gold_steps import METRICS_TABLE
+    from feedback_assets import tables
     from resources.settings import read_settings
     from resources.slack import SlackNotifierResource
     from resources.spark import local_spark_resource
@@ -85,7 +85,7 @@ def sensor_tick_times(days: int, series: int) -> tuple[float, float, int]:
                                  "value": f"SKU-{s:05d}", "complaints": complaints, "mean_severity": 0.5, "churn_items": 0,
                                  "mean_sentiment": -0.3, "mean_confidence": 0.8, "orders": 400,
                                  "complaints_per_1k_orders": complaints * 2.5})
-            store.write_part(METRICS_TABLE, day, "part-0", pa.Table.from_pylist(rows))
+            store.write_part(tables.ISSUE_DAILY_METRICS, day, "part-0", pa.Table.from_pylist(rows))
         resources = {"pyspark": local_spark_resource(read_settings()), "table_store": store,
                      "tickets": TicketsResource(ticket_dir=f"{tmp}/tickets"),
                      "slack": SlackNotifierResource(outbox_path=f"{tmp}/outbox.jsonl")}

@@ -23,7 +23,9 @@ import pyarrow as pa
 
 from feedback_assets.landing.mapping import FEEDBACK_CHANNELS, Contract
 from feedback_assets.landing.contract import landed_arrow_schema
-from feedback_assets.steps import DayWindow, bronze_table, run_silver_feedback
+from feedback_assets import tables
+from feedback_assets.steps import run_silver_feedback
+from feedback_assets.window import DayWindow
 from resources.settings import read_settings
 from resources.spark import local_spark_session
 from resources.table_store import LocalParquetTableStore
@@ -74,7 +76,7 @@ def write_bronze(store: LocalParquetTableStore, rows_by_day: dict[date, list[dic
     for day, rows in rows_by_day.items():
         for channel in FEEDBACK_CHANNELS:
             channel_rows = [r for r in rows if r["channel"] == channel]
-            store.write_part(bronze_table(channel), day, "bench", pa.Table.from_pylist(channel_rows, schema=schema))
+            store.write_part(tables.BRONZE[channel], day, "bench", pa.Table.from_pylist(channel_rows, schema=schema))
 
 
 def measure(spark, texts: list[str], count: int, day_count: int, workdir: Path) -> float:

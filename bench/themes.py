@@ -21,9 +21,10 @@ from pathlib import Path
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from feedback_assets import tables
 from feedback_assets.themes import feedback_themes
 from feedback_assets.theming.embeddings import LocalEmbedder
-from feedback_assets.theming.registry import REGISTRY_TABLE
+
 from resources.settings import read_settings
 from resources.spark import local_spark_resource
 from resources.table_store import LocalParquetTableStore
@@ -41,7 +42,7 @@ def main() -> None:
                         Path(home) / "warehouse" / "silver" / "sku_catalog")
         config = replace(read_settings(), feedback_home=Path(home))
         store = LocalParquetTableStore(root=str(config.warehouse_dir))
-        days = store.partition_days("enrichment.feedback_classifications")
+        days = store.partition_days(tables.FEEDBACK_CLASSIFICATIONS)
         resources = {"pyspark": local_spark_resource(config), "table_store": store,
                      "themes": ThemesResource(backend="local")}
         LocalEmbedder().embed(["load the model before timing"])
@@ -59,7 +60,7 @@ def main() -> None:
                   f"({items / seconds:.0f} items/s);"
                   f" embedded {meta['embedded_now']} texts, {meta['embedding_cache_hits']} from the cache;"
                   f" {meta['new_themes']} themes; outlier share {meta['outlier_share']:.3f}")
-        registry = store.read_parts(REGISTRY_TABLE).to_pylist()
+        registry = store.read_parts(tables.THEME_REGISTRY).to_pylist()
         print("example themes:")
         for theme in random.Random(1).sample(registry, 12):
             print(f"  {theme['label']:<28} {theme['group_key']:<20} {theme['name']!r:<32} "

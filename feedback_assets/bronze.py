@@ -3,12 +3,13 @@
 import dagster as dg
 from dagster_pyspark import PySparkResource
 
+from feedback_assets import tables
 from feedback_assets.landing.mapping import FEEDBACK_CHANNELS
 from feedback_assets.asset_defaults import DAILY_RANGED, SPARK_TABLE
 from feedback_assets.metadata import record_rows_per_day, window_metadata, window_of
-from feedback_assets.steps import bronze_table, run_bronze
+from feedback_assets.steps import run_bronze
 from resources.landing import LandingResource
-from resources.table_store import LocalParquetTableStore
+from resources.table_store import TableStore
 
 CHANNEL_DESCRIPTIONS = {
     "product_reviews": "Storefront product reviews exactly as customers wrote them, one row per review.",
@@ -32,7 +33,7 @@ def build_bronze_asset(channel: str) -> dg.AssetsDefinition:
     def bronze_asset(
         context: dg.AssetExecutionContext,
         pyspark: PySparkResource,
-        table_store: LocalParquetTableStore,
+        table_store: dg.ResourceParam[TableStore],
         landing: LandingResource,
     ) -> dg.MaterializeResult:
         window = window_of(context)
@@ -44,7 +45,7 @@ def build_bronze_asset(channel: str) -> dg.AssetsDefinition:
                 registration.error or "")
         for skipped in report.skipped:
             context.log.info("landing %s left for later: %s", skipped.file, skipped.reason)
-        record_rows_per_day(context, table_store, bronze_table(channel), window)
+        record_rows_per_day(context, table_store, tables.BRONZE[channel], window)
         return dg.MaterializeResult(
             metadata={
                 **window_metadata(window, report.rows),

@@ -3,14 +3,15 @@
 import dagster as dg
 from dagster_pyspark import PySparkResource
 
+from feedback_assets import tables
 from feedback_assets.asset_defaults import DAILY_RANGED, DAILY_BY_SIX_UTC
 from feedback_assets.enrichment.step import (
-    CLASSIFICATIONS_TABLE, DEAD_LETTER_TABLE, TRIAGE_TABLE, EnrichmentReport, entity_catalog, run_enrichment,
+    EnrichmentReport, entity_catalog, run_enrichment,
 )
 from feedback_assets.metadata import record_rows_per_day, window_metadata, window_of
 from feedback_assets.silver import SILVER_FEEDBACK_KEY
 from resources.enrichment import EnrichmentResource
-from resources.table_store import LocalParquetTableStore
+from resources.table_store import TableStore
 
 CLASSIFICATIONS_KEY = dg.AssetKey("feedback_classifications")
 TRIAGE_KEY = dg.AssetKey("triage_queue")
@@ -49,14 +50,14 @@ _COMMON = {"kinds": {"python"}, "owners": ["team:voice-of-customer"], "tags": {"
     **DAILY_RANGED,
 )
 def feedback_classifications(context: dg.AssetExecutionContext, pyspark: PySparkResource,
-                             table_store: LocalParquetTableStore, enrichment: EnrichmentResource):
+                             table_store: dg.ResourceParam[TableStore], enrichment: EnrichmentResource):
     """Classifies the window's silver feedback (cached by text, prompt and model) into the taxonomy."""
     window = window_of(context)
     spark = pyspark.spark_session
     backend = enrichment.build(entity_catalog(spark, table_store, window.start, window.end))
     report = run_enrichment(spark, table_store, window.start, window.end, backend, context.run_id, context.log.info)
-    for key, table in ((CLASSIFICATIONS_KEY, CLASSIFICATIONS_TABLE), (TRIAGE_KEY, TRIAGE_TABLE),
-                       (DEAD_LETTERS_KEY, DEAD_LETTER_TABLE)):
+    for key, table in ((CLASSIFICATIONS_KEY, tables.FEEDBACK_CLASSIFICATIONS), (TRIAGE_KEY, tables.TRIAGE_QUEUE),
+                       (DEAD_LETTERS_KEY, tables.CLASSIFICATION_DEAD_LETTERS)):
         record_rows_per_day(context, table_store, table, window, key)
     yield dg.MaterializeResult(asset_key=CLASSIFICATIONS_KEY, metadata={
         **window_metadata(window, report.classified_rows),

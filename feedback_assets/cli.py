@@ -17,7 +17,7 @@ from feedback_assets.landing.mapping import MappingError, preset_names, resolve_
 from feedback_assets.landing.registry import DateOptions, LandingRegistry
 from partitions import PARTITIONS_START, START_FILE_NAME
 from resources.settings import Settings, settings
-from resources.table_store import LocalParquetTableStore
+from resources.table_store import configured_table_store
 
 app = typer.Typer(
     help="Feedback-to-Fix: turn customer feedback into prioritized, owned, measurable fixes.",
@@ -59,7 +59,7 @@ def _yesterday() -> date:
 
 
 def _registry(config: Settings, settle_seconds: float | None = None) -> LandingRegistry:
-    store = LocalParquetTableStore(root=str(config.warehouse_dir))
+    store = configured_table_store(config)
     settle = config.landing_settle_seconds if settle_seconds is None else settle_seconds
     return LandingRegistry(config.landing_dir, store, date.fromisoformat(PARTITIONS_START), settle)
 
@@ -198,7 +198,7 @@ def summary() -> None:
     from feedback_assets.summary import render, summarize
 
     config = settings()
-    typer.echo(render(summarize(LocalParquetTableStore(root=str(config.warehouse_dir))), config.feedback_home))
+    typer.echo(render(summarize(configured_table_store(config)), config.feedback_home))
 
 
 @app.command()
@@ -241,7 +241,7 @@ def alerts(
     resources = build_resources(config)
     tickets = resources["tickets"].process_config_and_initialize().sink()
     slack = resources["slack"].process_config_and_initialize().sink()
-    store = LocalParquetTableStore(root=str(config.warehouse_dir))
+    store = configured_table_store(config)
     failed: list[tuple[str, str]] = []
     if replay:
         typer.echo("\nReplaying alerting day by day over the materialized window, one dispatch_alerts run per alert...")
@@ -260,7 +260,7 @@ def alerts(
     typer.echo(render_alerts([], tickets, slack))
     manifest_path = config.feedback_home / "sample" / "manifest.json"
     if manifest_path.exists():
-        from feedback_assets.alerts.report import render_incident_check
+        from feedback_assets.sample_data.incidents import render_incident_check
         from feedback_assets.enrichment.taxonomy import load_taxonomy
         from feedback_assets.sample_data.incidents import fired_alerts, score_alerts
 

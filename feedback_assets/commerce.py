@@ -6,10 +6,10 @@ from dagster_pyspark import PySparkResource
 from feedback_assets.landing.mapping import Contract
 from feedback_assets.asset_defaults import DAILY_RANGED, SPARK_TABLE
 from feedback_assets.metadata import record_rows_per_day, window_metadata, window_of
-from feedback_assets.steps import run_commerce
+from feedback_assets.steps import COMMERCE_TABLES, run_commerce
 from resources.landing import LandingResource
 from resources.settings import settings
-from resources.table_store import LocalParquetTableStore
+from resources.table_store import TableStore
 
 COMMERCE_ASSETS = {
     Contract.orders: ("orders", "Order lines with revenue, region, carrier, platform and customer tier, pseudonymized."),
@@ -32,7 +32,7 @@ def build_commerce_asset(contract: Contract) -> dg.AssetsDefinition:
     def commerce_asset(
         context: dg.AssetExecutionContext,
         pyspark: PySparkResource,
-        table_store: LocalParquetTableStore,
+        table_store: dg.ResourceParam[TableStore],
         landing: LandingResource,
     ) -> dg.MaterializeResult:
         window = window_of(context)
@@ -40,7 +40,7 @@ def build_commerce_asset(contract: Contract) -> dg.AssetsDefinition:
                               context.run_id, settings().pseudonym_key)
         if report.invalid_rows:
             context.log.warning("%s: skipped unusable records %s", name, report.invalid_rows)
-        record_rows_per_day(context, table_store, f"silver.{name}", window)
+        record_rows_per_day(context, table_store, COMMERCE_TABLES[contract], window)
         return dg.MaterializeResult(
             metadata={
                 **window_metadata(window, report.rows),

@@ -20,7 +20,7 @@ from resources.landing import LandingResource
 from resources.settings import Settings, settings
 from resources.slack import SlackNotifierResource
 from resources.spark import local_spark_resource
-from resources.table_store import LocalParquetTableStore
+from resources.table_store import configured_table_store
 from resources.themes import ThemesResource, embedding_choice
 from resources.tickets import TicketsResource
 from sensors.landing import INGEST_JOB_NAME, landing_sensor
@@ -40,7 +40,7 @@ def _secret(name: str) -> dg.EnvVar | None:
 
 
 def build_resources(config: Settings) -> dict[str, dg.ConfigurableResource]:
-    table_store = LocalParquetTableStore(root=str(config.warehouse_dir))
+    table_store = configured_table_store(config)
     return {
         "pyspark": local_spark_resource(config),
         "table_store": table_store,

@@ -9,7 +9,7 @@ from feedback_assets.alerts.dispatch import Dispatcher
 from feedback_assets.alerts.evidence import AlertContext, VelocityRowMissing, build_alert
 from feedback_assets.alerts.ledger import DispatchLedger
 from resources.slack import SlackNotifierResource
-from resources.table_store import LocalParquetTableStore
+from resources.table_store import TableStore
 from resources.tickets import TicketsResource
 
 DISPATCH_JOB_NAME = "dispatch_alerts"
@@ -32,7 +32,7 @@ def alert_context(run_id: str) -> AlertContext:
 
 @dg.op(retry_policy=dg.RetryPolicy(max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL),
        tags={"kind": "alerting"})
-def dispatch_alert(context: dg.OpExecutionContext, config: BreachConfig, table_store: LocalParquetTableStore,
+def dispatch_alert(context: dg.OpExecutionContext, config: BreachConfig, table_store: dg.ResourceParam[TableStore],
                    tickets: TicketsResource, slack: SlackNotifierResource) -> dg.Output:
     """Opens or updates the owner's ticket for one breach and posts it to the owner's Slack channel, once."""
     try:

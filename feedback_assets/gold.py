@@ -3,6 +3,7 @@
 import dagster as dg
 from dagster_pyspark import PySparkResource
 
+from feedback_assets import tables
 from feedback_assets.alerts.config import load_alerting
 from feedback_assets.alerts.chart import read_velocity_history
 from feedback_assets.alerts.raised import day_counts, raised_markdown
@@ -10,13 +11,14 @@ from feedback_assets.asset_defaults import DAILY_BY_SIX_UTC, DAILY_RANGED
 from feedback_assets.classifications import CLASSIFICATIONS_KEY
 from feedback_assets.dispatch import ui_base_url
 from feedback_assets.gold_steps import (
-    METRICS_TABLE, PRIORITIES_TABLE, run_issue_metrics, run_priorities, run_velocity,
+    run_issue_metrics, run_priorities, run_velocity,
 )
 from feedback_assets.metadata import markdown_table, record_rows_per_day, window_metadata, window_of
 from feedback_assets.silver import SILVER_FEEDBACK_KEY
 from feedback_assets.themes import feedback_themes
-from feedback_assets.transforms.priority import load_priority
-from resources.table_store import LocalParquetTableStore
+from feedback_assets.transforms.priority import PriorityConfig, load_priority
+from resources.settings import settings
+from resources.table_store import TableStore
 
 METRICS_KEY = dg.AssetKey("issue_daily_metrics")
 VELOCITY_KEY = dg.AssetKey("complaint_velocity")
@@ -26,8 +28,13 @@ _GOLD = {"group_name": "gold", "kinds": {"spark", "parquet"}, "owners": ["team:v
          "tags": {"layer": "gold"}, "freshness_policy": DAILY_BY_SIX_UTC, **DAILY_RANGED}
 
 
-_ISSUE_DAYS = load_priority().window_days + load_priority().baseline_days - 1
-_COMMERCE_DAYS = load_priority().baseline_days - 1
+def priority_config() -> PriorityConfig:
+    """The priority weights in the configuration folder (priority.yaml)."""
+    return load_priority(settings().config_dir / "priority.yaml")
+
+
+_ISSUE_DAYS = priority_config().window_days + priority_config().baseline_days - 1
+_COMMERCE_DAYS = priority_config().baseline_days - 1
 
 
 def _trailing(days: int) -> dg.TimeWindowPartitionMapping:
@@ -41,11 +48,11 @@ def _trailing(days: int) -> dg.TimeWindowPartitionMapping:
     **_GOLD,
 )
 def issue_daily_metrics(context: dg.AssetExecutionContext, pyspark: PySparkResource,
-                        table_store: LocalParquetTableStore) -> dg.MaterializeResult:
+                        table_store: dg.ResourceParam[TableStore]) -> dg.MaterializeResult:
     """Complaints per day for every label on every SKU, region, channel, platform, app version and carrier, per 1k orders."""
     window = window_of(context)
     report = run_issue_metrics(pyspark.spark_session, table_store, window, load_alerting())
-    record_rows_per_day(context, table_store, METRICS_TABLE, window)
+    record_rows_per_day(context, table_store, tables.ISSUE_DAILY_METRICS, window)
     return dg.MaterializeResult(metadata={
         **window_metadata(window, report.rows),
         "issues": dg.MetadataValue.int(report.issues),
@@ -64,7 +71,7 @@ def issue_daily_metrics(context: dg.AssetExecutionContext, pyspark: PySparkResou
     **_GOLD,
 )
 def complaint_velocity(context: dg.AssetExecutionContext, pyspark: PySparkResource,
-                       table_store: LocalParquetTableStore):
+                       table_store: dg.ResourceParam[TableStore]):
     """How fast each complaint series is growing against its 7- and 28-day averages, and which ones breach and alert."""
     window = window_of(context)
     report = run_velocity(pyspark.spark_session, table_store, window, load_alerting())
@@ -82,7 +89,7 @@ def complaint_velocity(context: dg.AssetExecutionContext, pyspark: PySparkResour
                               metadata={"metrics_rows": report.metrics_rows, "velocity_rows": report.rows})
 
 
-def _record_what_each_day_raised(context: dg.AssetExecutionContext, store: LocalParquetTableStore, window,
+def _record_what_each_day_raised(context: dg.AssetExecutionContext, store: TableStore, window,
                                  alerts: list[dict]) -> None:
     """Per partition: its own counts (for the Plots view) and, where it alerted, charts and links to the dispatch runs."""
     ui = ui_base_url()
@@ -110,12 +117,12 @@ def _record_what_each_day_raised(context: dg.AssetExecutionContext, store: Local
     **_GOLD,
 )
 def issue_priorities(context: dg.AssetExecutionContext, pyspark: PySparkResource,
-                     table_store: LocalParquetTableStore) -> dg.MaterializeResult:
+                     table_store: dg.ResourceParam[TableStore]) -> dg.MaterializeResult:
     """A 0–100 priority for every (label, SKU, region) from volume, velocity, severity, churn, revenue, returns and customer value."""
     window = window_of(context)
-    config = load_priority()
+    config = priority_config()
     report = run_priorities(pyspark.spark_session, table_store, window, config)
-    record_rows_per_day(context, table_store, PRIORITIES_TABLE, window)
+    record_rows_per_day(context, table_store, tables.ISSUE_PRIORITIES, window)
     top = [{"label": r["label"], "sku": r["sku"], "region": r["region"], "score": r["priority_score"],
             "complaints_7d": r["complaints_7d"], "revenue_at_risk": r["revenue_at_risk"],
             "top_components": ", ".join(f"{k} {v:.2f}" for k, v in sorted(r["components"].items(), key=lambda kv: -kv[1])[:3])}

@@ -13,34 +13,22 @@ from datetime import date, timedelta
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from feedback_assets import tables
 from feedback_assets.alerts.config import AlertingConfig
 from feedback_assets.alerts.model import breach_key_of, series_key_of
-from feedback_assets.enrichment.step import CLASSIFICATIONS_TABLE
-from feedback_assets.schemas import (
-    COMPLAINT_VELOCITY,
-    FEEDBACK_CLASSIFICATIONS,
-    ISSUE_DAILY_METRICS,
-    ISSUE_PRIORITIES,
-    ORDERS,
-    RETURNS_REFUNDS,
-    SILVER_FEEDBACK,
-    SKU_CATALOG,
-)
-from feedback_assets.steps import DayWindow
+from feedback_assets.schemas import COMPLAINT_VELOCITY, ISSUE_DAILY_METRICS, ISSUE_PRIORITIES
+from feedback_assets.window import DayWindow
 from feedback_assets.transforms import gold
 from feedback_assets.transforms.priority import IssueSignals, PriorityConfig, components, priority_score
 from feedback_assets.transforms.velocity import series_days
 from resources.table_store import TableStore
 
-METRICS_TABLE = "gold.issue_daily_metrics"
-VELOCITY_TABLE = "gold.complaint_velocity"
-PRIORITIES_TABLE = "gold.issue_priorities"
 
 
 def read_issue_items(spark: SparkSession, store: TableStore, start: date, end: date) -> DataFrame:
     """Classified items of [start, end] exploded into one row per issue, with commerce keys and text."""
-    classifications = store.read(spark, CLASSIFICATIONS_TABLE, FEEDBACK_CLASSIFICATIONS, start, end)
-    silver = store.read(spark, "silver.silver_feedback", SILVER_FEEDBACK, start, end)
+    classifications = store.read(spark, tables.FEEDBACK_CLASSIFICATIONS, start, end)
+    silver = store.read(spark, tables.SILVER_FEEDBACK, start, end)
     return gold.issue_items(classifications, silver)
 
 
@@ -54,10 +42,10 @@ class MetricsReport:
 
 def run_issue_metrics(spark: SparkSession, store: TableStore, window: DayWindow, config: AlertingConfig) -> MetricsReport:
     issues = read_issue_items(spark, store, window.start, window.end)
-    orders = store.read(spark, "silver.orders", ORDERS, window.start, window.end)
+    orders = store.read(spark, tables.ORDERS, window.start, window.end)
     metrics = gold.issue_daily_metrics(issues, orders, config.dimensions).select(*ISSUE_DAILY_METRICS.fieldNames())
-    store.overwrite_partitions(metrics, METRICS_TABLE, window.start, window.end)
-    written = store.read(spark, METRICS_TABLE, ISSUE_DAILY_METRICS, window.start, window.end)
+    store.overwrite_partitions(metrics, tables.ISSUE_DAILY_METRICS, window.start, window.end)
+    written = store.read(spark, tables.ISSUE_DAILY_METRICS, window.start, window.end)
     by_label = written.where(F.col("dimension") == config.dimensions[0]).groupBy("label").agg(F.sum("complaints").alias("n"))
     return MetricsReport(
         rows=written.count(),
@@ -79,15 +67,15 @@ class VelocityReport:
 def run_velocity(spark: SparkSession, store: TableStore, window: DayWindow, config: AlertingConfig) -> VelocityReport:
     """Every series with complaints on a window day, against its own trailing baselines."""
     lookback_start = window.start - timedelta(days=config.lookback_days)
-    data_days = [d for d in store.partition_days(METRICS_TABLE) if lookback_start <= d <= window.end]
-    metrics = store.read(spark, METRICS_TABLE, ISSUE_DAILY_METRICS, lookback_start, window.end).select(
+    data_days = [d for d in store.partition_days(tables.ISSUE_DAILY_METRICS) if lookback_start <= d <= window.end]
+    metrics = store.read(spark, tables.ISSUE_DAILY_METRICS, lookback_start, window.end).select(
         "feedback_date", "label", "domain", "dimension", "value", "complaints", "orders").collect()
     series: dict[tuple[str, str, str], dict[date, int]] = defaultdict(dict)
     orders: dict[tuple[str, str, str], dict[date, int]] = defaultdict(dict)
-    decided_days = [d for d in store.partition_days(VELOCITY_TABLE) if lookback_start <= d < window.start]
+    decided_days = [d for d in store.partition_days(tables.COMPLAINT_VELOCITY) if lookback_start <= d < window.start]
     decided_alerts: dict[str, set[date]] = defaultdict(set)
     if decided_days:
-        stored = store.read(spark, VELOCITY_TABLE, COMPLAINT_VELOCITY, decided_days[0], decided_days[-1])
+        stored = store.read(spark, tables.COMPLAINT_VELOCITY, decided_days[0], decided_days[-1])
         for row in stored.where(F.col("alert")).select("series_key", "feedback_date").collect():
             decided_alerts[row["series_key"]].add(row["feedback_date"])
     domains: dict[str, str] = {}
@@ -115,7 +103,7 @@ def run_velocity(spark: SparkSession, store: TableStore, window: DayWindow, conf
                 "min_count": thresholds.min_count, "min_lift": thresholds.min_lift, "alpha": thresholds.alpha,
                 "feedback_date": day.day,
             })
-    store.overwrite_partitions(spark.createDataFrame(rows, COMPLAINT_VELOCITY), VELOCITY_TABLE, window.start, window.end)
+    store.overwrite_partitions(spark.createDataFrame(rows, COMPLAINT_VELOCITY), tables.COMPLAINT_VELOCITY, window.start, window.end)
     alerts = [r for r in rows if r["alert"]]
     return VelocityReport(
         rows=len(rows), metrics_rows=sum(window.start <= r["feedback_date"] <= window.end for r in metrics),
@@ -137,9 +125,9 @@ def run_priorities(spark: SparkSession, store: TableStore, window: DayWindow, co
     history_start = window.start - timedelta(days=span + config.baseline_days - 1)
     commerce_start = window.start - timedelta(days=config.baseline_days - 1)
     issues = read_issue_items(spark, store, history_start, window.end).where(F.col("label") != "praise_no_issue")
-    orders = store.read(spark, "silver.orders", ORDERS, commerce_start, window.end)
-    returns = store.read(spark, "silver.returns_refunds", RETURNS_REFUNDS, commerce_start, window.end)
-    prices = store.read(spark, "silver.sku_catalog", SKU_CATALOG, window.start, window.end).select(
+    orders = store.read(spark, tables.ORDERS, commerce_start, window.end)
+    returns = store.read(spark, tables.RETURNS_REFUNDS, commerce_start, window.end)
+    prices = store.read(spark, tables.SKU_CATALOG, window.start, window.end).select(
         F.col("feedback_date").alias("day"), "sku", "price")
     days = spark.createDataFrame([(d,) for d in window.days], "day date")
 
@@ -199,7 +187,7 @@ def run_priorities(spark: SparkSession, store: TableStore, window: DayWindow, co
             "components": {k: round(v, 4) for k, v in parts.items()}, "weights_version": config.version,
             "feedback_date": row["day"],
         })
-    store.overwrite_partitions(spark.createDataFrame(rows, ISSUE_PRIORITIES), PRIORITIES_TABLE, window.start, window.end)
+    store.overwrite_partitions(spark.createDataFrame(rows, ISSUE_PRIORITIES), tables.ISSUE_PRIORITIES, window.start, window.end)
     latest = [r for r in rows if r["feedback_date"] == window.end]
     top = sorted(latest, key=lambda r: -r["priority_score"])[:10]
     return PriorityReport(rows=len(rows), top=top)

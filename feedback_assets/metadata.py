@@ -9,7 +9,7 @@ from typing import Any
 
 import dagster as dg
 
-from feedback_assets.steps import DayWindow
+from feedback_assets.window import DayWindow
 from resources.table_store import TableStore
 
 _MARKDOWN_SPECIAL = str.maketrans({c: f"\\{c}" for c in "\\`*_{}[]()#+!|~>"})

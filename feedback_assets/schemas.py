@@ -1,4 +1,4 @@
-"""Spark schemas of every table: the data contracts of DESIGN §7 made executable."""
+"""Spark schemas of every table: the data contracts made executable."""
 
 from __future__ import annotations
 
@@ -24,6 +24,9 @@ def bronze_schema(contract: Contract) -> T.StructType:
 
 
 BRONZE_FEEDBACK = bronze_schema(Contract.feedback)
+LANDED_ORDERS = bronze_schema(Contract.orders)
+LANDED_RETURNS = bronze_schema(Contract.returns)
+LANDED_SKU_CATALOG = bronze_schema(Contract.sku_catalog)
 
 SILVER_FEEDBACK = T.StructType(
     [

@@ -3,13 +3,14 @@
 import dagster as dg
 from dagster_pyspark import PySparkResource
 
+from feedback_assets import tables
 from feedback_assets.bronze import bronze_assets
 from feedback_assets.asset_defaults import DAILY_RANGED, SPARK_TABLE
 from feedback_assets.metadata import markdown_table, record_rows_per_day, window_metadata, window_of
 from feedback_assets.schemas import SILVER_FEEDBACK, SILVER_REJECTS
 from feedback_assets.steps import SILVER_KEY_COLUMNS, SilverReport, run_silver_feedback
 from resources.settings import settings
-from resources.table_store import LocalParquetTableStore
+from resources.table_store import TableStore
 
 SILVER_FEEDBACK_KEY = dg.AssetKey("silver_feedback")
 SILVER_REJECTS_KEY = dg.AssetKey("silver_rejects")
@@ -63,7 +64,7 @@ def _lookback_dep(asset: dg.AssetsDefinition) -> dg.AssetDep:
     can_subset=False,
     **DAILY_RANGED,
 )
-def silver_feedback(context: dg.AssetExecutionContext, pyspark: PySparkResource, table_store: LocalParquetTableStore):
+def silver_feedback(context: dg.AssetExecutionContext, pyspark: PySparkResource, table_store: dg.ResourceParam[TableStore]):
     """Cleans, deduplicates and PII-scrubs the six bronze channels into one feedback table plus its rejects."""
     window = window_of(context)
     config = settings()
@@ -73,8 +74,8 @@ def silver_feedback(context: dg.AssetExecutionContext, pyspark: PySparkResource,
                                  config.max_text_chars, config.dedup_lookback_days)
     context.log.info("silver %s..%s: %d rows, %d rejects (%d duplicates)", window.start, window.end,
                      report.silver_rows, report.reject_rows, report.duplicate_rows)
-    record_rows_per_day(context, table_store, "silver.silver_feedback", window, SILVER_FEEDBACK_KEY)
-    record_rows_per_day(context, table_store, "silver.silver_rejects", window, SILVER_REJECTS_KEY)
+    record_rows_per_day(context, table_store, tables.SILVER_FEEDBACK, window, SILVER_FEEDBACK_KEY)
+    record_rows_per_day(context, table_store, tables.SILVER_REJECTS, window, SILVER_REJECTS_KEY)
     yield dg.MaterializeResult(asset_key=SILVER_FEEDBACK_KEY, metadata=_silver_metadata(report, window))
     yield dg.MaterializeResult(
         asset_key=SILVER_REJECTS_KEY,

@@ -15,31 +15,17 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from feedback_assets import tables
 from feedback_assets.landing.mapping import FEEDBACK_CHANNELS, Contract
-from feedback_assets.landing.contract import landed_table
 from feedback_assets.landing.registry import LandingRegistry, Registration, SkippedFile
-from feedback_assets.schemas import BRONZE_FEEDBACK, bronze_schema
 from feedback_assets.transforms import commerce, quality
 from feedback_assets.transforms.bronze import build_bronze
 from feedback_assets.transforms.pii import PII_KINDS
 from feedback_assets.transforms.silver import DUPLICATE_REASONS, SilverParams, build_silver_outcomes, reject_rows, silver_rows
-from resources.table_store import TableStore, days_in
+from feedback_assets.window import DayWindow
+from resources.table_store import TableStore
 
 SILVER_KEY_COLUMNS = ["feedback_id", "channel", "source_id", "received_at", "language", "text_clean", "content_hash", "feedback_date"]
-
-
-@dataclass(frozen=True)
-class DayWindow:
-    start: date
-    end: date
-
-    @property
-    def days(self) -> list[date]:
-        return days_in(self.start, self.end)
-
-
-def bronze_table(channel: str) -> str:
-    return f"bronze.{channel}"
 
 
 @dataclass
@@ -56,10 +42,10 @@ def run_bronze(spark: SparkSession, store: TableStore, registry: LandingRegistry
                channel: str, window: DayWindow, run_id: str) -> BronzeReport:
     """Lands pending exports of the channel, then rewrites bronze for the window from the landed parts."""
     registrations, skipped = registry.land_pending(run_id, Contract.feedback, channel)
-    landed = store.read(spark, landed_table(Contract.feedback, channel), BRONZE_FEEDBACK, window.start, window.end)
-    bronze = build_bronze(landed, BRONZE_FEEDBACK).persist(StorageLevel.MEMORY_AND_DISK)
+    landed = store.read(spark, tables.landed(Contract.feedback, channel), window.start, window.end)
+    bronze = build_bronze(landed, tables.BRONZE[channel].schema).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        store.overwrite_partitions(bronze, bronze_table(channel), window.start, window.end)
+        store.overwrite_partitions(bronze, tables.BRONZE[channel], window.start, window.end)
         summary = bronze.agg(
             F.count(F.lit(1)).alias("rows"),
             F.sum((F.col("parse_error").isNotNull() | F.col("timestamp_error").isNotNull() | F.col("encoding_error")).cast("int")).alias("errors"),
@@ -88,7 +74,7 @@ class SilverReport:
 
 
 def read_bronze_feedback(spark: SparkSession, store: TableStore, start: date, end: date) -> DataFrame:
-    frames = [store.read(spark, bronze_table(c), BRONZE_FEEDBACK, start, end) for c in FEEDBACK_CHANNELS]
+    frames = [store.read(spark, tables.BRONZE[c], start, end) for c in FEEDBACK_CHANNELS]
     union = frames[0]
     for frame in frames[1:]:
         union = union.unionByName(frame)
@@ -103,8 +89,8 @@ def run_silver_feedback(spark: SparkSession, store: TableStore, window: DayWindo
     outcomes = build_silver_outcomes(bronze, params).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         silver = silver_rows(outcomes)
-        store.overwrite_partitions(silver, "silver.silver_feedback", window.start, window.end)
-        store.overwrite_partitions(reject_rows(outcomes), "silver.silver_rejects", window.start, window.end)
+        store.overwrite_partitions(silver, tables.SILVER_FEEDBACK, window.start, window.end)
+        store.overwrite_partitions(reject_rows(outcomes), tables.SILVER_REJECTS, window.start, window.end)
         by_day_reason = outcomes.groupBy("feedback_date", "reason").count().collect()
         silver_by_day = Counter({r["feedback_date"]: r["count"] for r in by_day_reason if r["reason"] is None})
         rejects_by_day: Counter = Counter()
@@ -149,6 +135,8 @@ def _totals(rows: list, column: str) -> dict[str, int]:
     return dict(totals.most_common())
 
 
+COMMERCE_TABLES = {Contract.orders: tables.ORDERS, Contract.returns: tables.RETURNS_REFUNDS,
+                   Contract.sku_catalog: tables.SKU_CATALOG}
 COMMERCE_KEYS = {
     Contract.orders: ["order_id", "sku"],
     Contract.returns: ["return_id", "order_id"],
@@ -167,18 +155,19 @@ def run_commerce(spark: SparkSession, store: TableStore, registry: LandingRegist
     """Lands pending commerce exports and rebuilds the typed commerce table for the window."""
     registry.register_pending(run_id, contract)
     dated = contract != Contract.sku_catalog  # the catalog is a snapshot: every landed row counts, whatever its day
-    landed = store.read(spark, landed_table(contract, None), bronze_schema(contract),
+    landed = store.read(spark, tables.landed(contract, None),
                         window.start if dated else None, window.end if dated else None)
     verdicts = landed.withColumn("invalid", commerce.invalid_commerce_rows(COMMERCE_KEYS[contract], dated))
     invalid = {r["invalid"]: r["count"] for r in verdicts.where("invalid IS NOT NULL").groupBy("invalid").count().collect()}
     valid = verdicts.where("invalid IS NULL").drop("invalid")
+    table = COMMERCE_TABLES[contract]
     match contract:
         case Contract.orders:
-            table, built = "silver.orders", commerce.build_orders(valid, pseudonym_key)
+            built = commerce.build_orders(valid, pseudonym_key)
         case Contract.returns:
-            table, built = "silver.returns_refunds", commerce.build_returns_refunds(valid, pseudonym_key)
+            built = commerce.build_returns_refunds(valid, pseudonym_key)
         case _:
-            table, built = "silver.sku_catalog", commerce.build_sku_catalog(spark, valid, window.start, window.end)
+            built = commerce.build_sku_catalog(spark, valid, window.start, window.end)
     frame = built.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         store.overwrite_partitions(frame, table, window.start, window.end)

@@ -6,11 +6,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow.compute as pc
-import pyarrow.dataset as ds
-
-from feedback_assets.landing.mapping import FEEDBACK_CHANNELS
-from resources.table_store import LocalParquetTableStore
+from feedback_assets import tables
+from resources.table_store import TableStore
 
 
 @dataclass
@@ -25,40 +22,32 @@ class WarehouseSummary:
     primary_labels: dict[str, int] = field(default_factory=dict)
 
 
-def _dataset(store: LocalParquetTableStore, table: str) -> ds.Dataset | None:
-    location = store.location(table)
-    if not location.exists() or not any(location.rglob("*.parquet")):
-        return None
-    return ds.dataset(location, format="parquet", partitioning="hive", exclude_invalid_files=True)
+def _column(store: TableStore, table: tables.Table, days: list, column: str) -> list:
+    rows = store.read_days(table, days, [column]) if days else None
+    return [] if rows is None else rows.column(column).to_pylist()
 
 
-def summarize(store: LocalParquetTableStore) -> WarehouseSummary:
+def summarize(store: TableStore) -> WarehouseSummary:
     summary = WarehouseSummary()
-    tables = [f"bronze.{c}" for c in FEEDBACK_CHANNELS] + [
-        "silver.silver_feedback", "silver.silver_rejects", "silver.orders", "silver.returns_refunds", "silver.sku_catalog",
-        "enrichment.feedback_classifications", "enrichment.triage_queue", "enrichment.classification_dead_letters",
-    ]
-    for table in tables:
-        dataset = _dataset(store, table)
-        summary.rows[table] = dataset.count_rows() if dataset else 0
-        summary.days[table] = len(store.partition_days(table))
-    silver_days = store.partition_days("silver.silver_feedback")
+    days_of = {}
+    for table in [*tables.BRONZE.values(), tables.SILVER_FEEDBACK, tables.SILVER_REJECTS, tables.ORDERS,
+                  tables.RETURNS_REFUNDS, tables.SKU_CATALOG, tables.FEEDBACK_CLASSIFICATIONS, tables.TRIAGE_QUEUE,
+                  tables.CLASSIFICATION_DEAD_LETTERS]:
+        days_of[table] = store.partition_days(table)
+        summary.rows[table.name] = sum(store.row_counts(table, days_of[table]).values())
+        summary.days[table.name] = len(days_of[table])
+    silver_days = days_of[tables.SILVER_FEEDBACK]
     if silver_days:
         summary.first_day, summary.last_day = silver_days[0].isoformat(), silver_days[-1].isoformat()
-    if rejects := _dataset(store, "silver.silver_rejects"):
-        reasons = rejects.to_table(columns=["reason"]).column("reason")
-        summary.rejects_by_reason = dict(sorted(Counter(reasons.to_pylist()).items()))
-    if silver := _dataset(store, "silver.silver_feedback"):
-        table = silver.to_table(columns=["pii_redactions", "language"])
-        totals: Counter[str] = Counter()
-        for redactions in table.column("pii_redactions").to_pylist():
-            totals.update(dict(redactions))
-        summary.pii_redactions = dict(sorted(totals.items()))
-        counts = pc.value_counts(table.column("language")).to_pylist()
-        summary.languages = {c["values"]: c["counts"] for c in sorted(counts, key=lambda c: -c["counts"])}
-    if classified := _dataset(store, "enrichment.feedback_classifications"):
-        counts = pc.value_counts(classified.to_table(columns=["primary_label"]).column("primary_label")).to_pylist()
-        summary.primary_labels = {c["values"]: c["counts"] for c in sorted(counts, key=lambda c: -c["counts"])}
+    summary.rejects_by_reason = dict(sorted(Counter(_column(store, tables.SILVER_REJECTS, days_of[tables.SILVER_REJECTS],
+                                                            "reason")).items()))
+    totals: Counter[str] = Counter()
+    for redactions in _column(store, tables.SILVER_FEEDBACK, silver_days, "pii_redactions"):
+        totals.update(dict(redactions or {}))
+    summary.pii_redactions = dict(sorted(totals.items()))
+    summary.languages = dict(Counter(_column(store, tables.SILVER_FEEDBACK, silver_days, "language")).most_common())
+    labels = _column(store, tables.FEEDBACK_CLASSIFICATIONS, days_of[tables.FEEDBACK_CLASSIFICATIONS], "primary_label")
+    summary.primary_labels = dict(Counter(labels).most_common())
     return summary
 
 

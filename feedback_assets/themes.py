@@ -3,13 +3,14 @@
 import dagster as dg
 from dagster_pyspark import PySparkResource
 
+from feedback_assets import tables
 from feedback_assets.asset_defaults import DAILY_BY_SIX_UTC, DAILY_RANGED
 from feedback_assets.classifications import CLASSIFICATIONS_KEY
 from feedback_assets.metadata import markdown_table, record_rows_per_day, window_metadata, window_of
 from feedback_assets.theming.embeddings import EmbeddingsUnavailable
-from feedback_assets.theming.schema import THEMES_TABLE
+
 from feedback_assets.theming.step import run_themes
-from resources.table_store import LocalParquetTableStore
+from resources.table_store import TableStore
 from resources.themes import ThemesResource
 
 
@@ -22,7 +23,7 @@ from resources.themes import ThemesResource
     freshness_policy=DAILY_BY_SIX_UTC,
     **DAILY_RANGED,
 )
-def feedback_themes(context: dg.AssetExecutionContext, pyspark: PySparkResource, table_store: LocalParquetTableStore,
+def feedback_themes(context: dg.AssetExecutionContext, pyspark: PySparkResource, table_store: dg.ResourceParam[TableStore],
                     themes: ThemesResource) -> dg.MaterializeResult:
     """Each complaint's recurring theme ("runs small", "return label not working"), so teams fix causes, not tickets."""
     window = window_of(context)
@@ -32,7 +33,7 @@ def feedback_themes(context: dg.AssetExecutionContext, pyspark: PySparkResource,
                             themes.cluster_params(), context.run_id, themes.products_by, context.log.info)
     except EmbeddingsUnavailable as error:
         raise dg.Failure(description=str(error), allow_retries=False) from None
-    record_rows_per_day(context, table_store, THEMES_TABLE, window)
+    record_rows_per_day(context, table_store, tables.FEEDBACK_THEMES, window)
     return dg.MaterializeResult(metadata={
         **window_metadata(window, report.complaint_items),
         "themed_items": dg.MetadataValue.int(report.themed_items),

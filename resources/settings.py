@@ -25,6 +25,11 @@ class Settings:
     daily_run_hour_utc: int = 5
     # Alerting thresholds and priority weights (alerting.yaml, priority.yaml, support_macros.yaml).
     config_dir: Path = REPO_CONFIG_DIR
+    # Storage and compute: Parquet or Delta tables; Spark in-process (local) or on Databricks.
+    table_format: str = "parquet"
+    uc_catalog: str | None = None
+    uc_schema_prefix: str = ""
+    compute: str = "local"
 
     @property
     def landing_dir(self) -> Path:
@@ -61,6 +66,10 @@ def read_settings() -> Settings:
         landing_settle_seconds=_int_env("FEEDBACK_LANDING_SETTLE_SECONDS", 30),
         daily_run_hour_utc=_int_env("FEEDBACK_DAILY_RUN_HOUR_UTC", 5),
         config_dir=Path(os.environ.get("FEEDBACK_CONFIG_DIR") or REPO_CONFIG_DIR),
+        table_format=(os.environ.get("FEEDBACK_TABLE_FORMAT") or "parquet").strip().lower(),
+        uc_catalog=os.environ.get("FEEDBACK_UC_CATALOG") or None,
+        uc_schema_prefix=os.environ.get("FEEDBACK_UC_SCHEMA_PREFIX", ""),
+        compute=(os.environ.get("FEEDBACK_COMPUTE") or "local").strip().lower(),
     )
 
 

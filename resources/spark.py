@@ -12,9 +12,11 @@ from resources.settings import Settings
 
 
 def spark_config(settings: Settings) -> dict[str, Any]:
-    """Local Spark: no UI, few shuffle partitions, warehouse under FEEDBACK_HOME, UTC clock."""
+    """Local Spark: loopback only, no UI, few shuffle partitions, warehouse under FEEDBACK_HOME, UTC clock."""
     return {
         "spark.master": settings.spark_master,
+        "spark.driver.bindAddress": "127.0.0.1",
+        "spark.driver.host": "127.0.0.1",
         "spark.app.name": "feedback-to-fix",
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",

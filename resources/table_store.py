@@ -1,61 +1,87 @@
-"""Logical tables mapped to physical storage, with idempotent per-partition writes.
+"""Logical tables mapped to physical storage, with idempotent per-window writes.
 
-The interface is what assets depend on; `LocalParquetTableStore` keeps Parquet under
-`$FEEDBACK_HOME/warehouse/<schema>/<table>/feedback_date=<day>/`. A Delta / Unity Catalog store
-implements the same methods with `replaceWhere` on `feedback_date`.
+Everything that reads or writes a table types against `TableStore`. Two implementations:
+
+- `LocalParquetTableStore` (the default): Parquet under `<root>/<schema>/<table>/feedback_date=<day>/`.
+- `DeltaTableStore`: Delta tables. Locally (and on any path a cluster can reach) through delta-rs
+  from Arrow, with a predicate overwrite of the window; on Databricks with `uc_catalog` set, through
+  the cluster's Spark with `replaceWhere` and `saveAsTable` into Unity Catalog.
+
+Either way a window write replaces exactly the window's days and refuses rows outside it. Small
+operational tables (ledgers, caches, landed exports) are written as named parts: one part file per
+name on Parquet, one `_part` partition on Delta.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterable
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from feedback_assets.tables import PARTITION_COLUMN, Table, TableLocations
+from feedback_assets.window import days_in
+
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
-    from pyspark.sql.types import StructType
 
-PARTITION_COLUMN = "feedback_date"
+    from resources.settings import Settings
 
-
-def days_in(start: date, end: date) -> list[date]:
-    """Every day from start to end, both included."""
-    return [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
+PART_COLUMN = "_part"
 
 
+@runtime_checkable
 class TableStore(Protocol):
-    def read(
-        self,
-        spark: SparkSession,
-        table: str,
-        schema: StructType,
-        start: date | None = None,
-        end: date | None = None,
-    ) -> DataFrame: ...
+    """What steps, assets and alerting need from storage, whatever the format."""
 
-    def overwrite_partitions(self, df: DataFrame, table: str, start: date, end: date) -> None: ...
+    def describe(self, table: Table) -> str:
+        """Where the table lives, for logs and metadata (a folder or `catalog.schema.table`)."""
 
-    def write_part(self, table: str, day: date | None, part_name: str, rows: pa.Table) -> None: ...
+    def read(self, spark: SparkSession, table: Table, start: date | None = None,
+             end: date | None = None) -> DataFrame:
+        """Rows whose feedback_date lies in [start, end] (all rows without bounds); empty when never written."""
 
-    def read_part(self, table: str, day: date | None, part_name: str) -> pa.Table | None: ...
+    def overwrite_partitions(self, df: DataFrame, table: Table, start: date, end: date) -> None:
+        """Replaces exactly the days in [start, end]; a day with no rows ends up empty; rows outside are refused."""
 
-    def delete_part(self, table: str, day: date | None, part_name: str) -> None: ...
+    def write_part(self, table: Table, day: date | None, part_name: str, rows: pa.Table) -> None:
+        """Writes one named part (idempotent: the same name replaces itself atomically)."""
 
-    def read_parts(self, table: str, days: Iterable[date] | None = None) -> pa.Table | None: ...
+    def read_part(self, table: Table, day: date | None, part_name: str) -> pa.Table | None:
+        """One named part, or None."""
 
-    def read_days(self, table: str, days: Iterable[date]) -> pa.Table | None: ...
+    def delete_part(self, table: Table, day: date | None, part_name: str) -> None:
+        """Removes one named part (nothing happens when it is not there)."""
 
-    def partition_days(self, table: str) -> list[date]: ...
+    def read_parts(self, table: Table, days: Iterable[date] | None = None) -> pa.Table | None:
+        """Rows without Spark, without their feedback_date: the undated parts, or the rows of `days`."""
 
-    def row_counts(self, table: str, days: Iterable[date]) -> dict[date, int]: ...
+    def read_days(self, table: Table, days: Iterable[date], columns: list[str] | None = None) -> pa.Table | None:
+        """Rows of `days` without Spark, with their feedback_date."""
+
+    def partition_days(self, table: Table) -> list[date]:
+        """The days that hold at least one row, ascending."""
+
+    def row_counts(self, table: Table, days: Iterable[date]) -> dict[date, int]:
+        """Rows stored for each day (0 for a day never written), from file metadata where the format has it."""
+
+
+def _refuse_rows_outside(table: Table, start: date, end: date, days_present: Iterable[date | None]) -> None:
+    stray = sorted({str(day) for day in days_present if day is None or not start <= day <= end})
+    if stray:
+        raise ValueError(f"refusing to write {table}: rows fall outside {start}..{end} ({', '.join(stray[:3])})")
+
+
+def _with_day(rows: pa.Table, day: date) -> pa.Table:
+    return rows.append_column(PARTITION_COLUMN, pa.array([day] * rows.num_rows, pa.date32()))
 
 
 class LocalParquetTableStore(dg.ConfigurableResource):
@@ -63,14 +89,16 @@ class LocalParquetTableStore(dg.ConfigurableResource):
 
     root: str
 
-    def location(self, table: str) -> Path:
-        schema, _, name = table.rpartition(".")
-        return Path(self.root) / (schema or "default") / name
+    def location(self, table: Table) -> Path:
+        return TableLocations(self.root).path(table)
 
-    def _partition_dir(self, table: str, day: date) -> Path:
+    def describe(self, table: Table) -> str:
+        return str(self.location(table))
+
+    def _partition_dir(self, table: Table, day: date) -> Path:
         return self.location(table) / f"{PARTITION_COLUMN}={day.isoformat()}"
 
-    def partition_days(self, table: str) -> list[date]:
+    def partition_days(self, table: Table) -> list[date]:
         folder = self.location(table)
         if not folder.exists():
             return []
@@ -81,8 +109,7 @@ class LocalParquetTableStore(dg.ConfigurableResource):
             if child.is_dir() and child.name.startswith(prefix) and any(child.glob("*.parquet"))
         )
 
-    def row_counts(self, table: str, days: Iterable[date]) -> dict[date, int]:
-        """Rows stored for each day, from the Parquet footers (no data is read); 0 for a day never written."""
+    def row_counts(self, table: Table, days: Iterable[date]) -> dict[date, int]:
         counts = {}
         for day in days:
             folder = self._partition_dir(table, day)
@@ -90,43 +117,32 @@ class LocalParquetTableStore(dg.ConfigurableResource):
             counts[day] = sum(pq.ParquetFile(path).metadata.num_rows for path in files)
         return counts
 
-    def read(
-        self,
-        spark: SparkSession,
-        table: str,
-        schema: StructType,
-        start: date | None = None,
-        end: date | None = None,
-    ) -> DataFrame:
-        """Rows of `table` whose feedback_date lies in [start, end]; empty if nothing was written."""
+    def read(self, spark: SparkSession, table: Table, start: date | None = None, end: date | None = None) -> DataFrame:
         days = [
             day
             for day in self.partition_days(table)
             if (start is None or day >= start) and (end is None or day <= end)
         ]
         if not days:
-            return spark.createDataFrame([], schema)
+            return spark.createDataFrame([], table.schema)
         paths = [str(self._partition_dir(table, day)) for day in days]
         return (
-            spark.read.schema(schema)
+            spark.read.schema(table.schema)
             .option("basePath", str(self.location(table)))
             .parquet(*paths)
         )
 
-    def overwrite_partitions(self, df: DataFrame, table: str, start: date, end: date) -> None:
-        """Replaces exactly the days in [start, end]; a day with no rows ends up empty."""
+    def overwrite_partitions(self, df: DataFrame, table: Table, start: date, end: date) -> None:
         target = self.location(table)
         staging = target.parent / f".{target.name}.staging-{uuid.uuid4().hex}"
         df.write.mode("overwrite").partitionBy(PARTITION_COLUMN).parquet(str(staging))
         try:
-            stray = sorted(
-                child.name.split("=", 1)[1]
+            written = [
+                None if child.name.endswith("__HIVE_DEFAULT_PARTITION__") else date.fromisoformat(child.name.split("=", 1)[1])
                 for child in staging.iterdir()
                 if child.is_dir() and child.name.startswith(f"{PARTITION_COLUMN}=")
-                and not start.isoformat() <= child.name.split("=", 1)[1] <= end.isoformat()
-            )
-            if stray:
-                raise ValueError(f"refusing to write {table}: rows fall outside {start}..{end} ({', '.join(stray[:3])})")
+            ]
+            _refuse_rows_outside(table, start, end, written)
             for day in days_in(start, end):
                 self._replace_dir(staging / f"{PARTITION_COLUMN}={day.isoformat()}", self._partition_dir(table, day))
         finally:
@@ -142,37 +158,308 @@ class LocalParquetTableStore(dg.ConfigurableResource):
             source.rename(destination)
         shutil.rmtree(retired, ignore_errors=True)
 
-    def write_part(self, table: str, day: date | None, part_name: str, rows: pa.Table) -> None:
-        """Writes one named part file (idempotent: the same name replaces itself atomically)."""
-        folder = self._partition_dir(table, day) if day else self.location(table)
-        folder.mkdir(parents=True, exist_ok=True)
-        temporary = folder / f".{part_name}.{uuid.uuid4().hex}.tmp"
-        pq.write_table(rows, temporary)
-        os.replace(temporary, folder / f"{part_name}.parquet")
+    def _part_path(self, table: Table, day: date | None, part_name: str) -> Path:
+        return (self._partition_dir(table, day) if day else self.location(table)) / f"{part_name}.parquet"
 
-    def read_part(self, table: str, day: date | None, part_name: str) -> pa.Table | None:
-        """One named part file, or None when there is none."""
-        path = (self._partition_dir(table, day) if day else self.location(table)) / f"{part_name}.parquet"
+    def write_part(self, table: Table, day: date | None, part_name: str, rows: pa.Table) -> None:
+        path = self._part_path(table, day, part_name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.parent / f".{part_name}.{uuid.uuid4().hex}.tmp"
+        pq.write_table(rows, temporary)
+        os.replace(temporary, path)
+
+    def read_part(self, table: Table, day: date | None, part_name: str) -> pa.Table | None:
+        path = self._part_path(table, day, part_name)
         return pq.read_table(path) if path.exists() else None
 
-    def delete_part(self, table: str, day: date | None, part_name: str) -> None:
-        """Removes one named part file (nothing happens when it is not there)."""
-        path = (self._partition_dir(table, day) if day else self.location(table)) / f"{part_name}.parquet"
-        path.unlink(missing_ok=True)
+    def delete_part(self, table: Table, day: date | None, part_name: str) -> None:
+        self._part_path(table, day, part_name).unlink(missing_ok=True)
 
-    def read_parts(self, table: str, days: Iterable[date] | None = None) -> pa.Table | None:
-        """Reads part files without Spark (small operational tables such as ledgers)."""
+    def read_parts(self, table: Table, days: Iterable[date] | None = None) -> pa.Table | None:
         folders = [self.location(table)] if days is None else [self._partition_dir(table, d) for d in days]
         files = sorted(f for folder in folders if folder.exists() for f in folder.glob("*.parquet"))
         if not files:
             return None
         return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
 
-    def read_days(self, table: str, days: Iterable[date]) -> pa.Table | None:
-        """The rows of `days` without Spark, with their `feedback_date` (which lives in the folder name, not the files)."""
+    def read_days(self, table: Table, days: Iterable[date], columns: list[str] | None = None) -> pa.Table | None:
         tables = []
         for day in days:
             parts = self.read_parts(table, [day])
             if parts is not None and parts.num_rows:
-                tables.append(parts.append_column(PARTITION_COLUMN, pa.array([day] * parts.num_rows, pa.date32())))
+                if columns is not None:
+                    parts = parts.select([c for c in columns if c != PARTITION_COLUMN])
+                tables.append(_with_day(parts, day))
         return pa.concat_tables(tables, promote_options="default") if tables else None
+
+
+class DeltaTableStore(dg.ConfigurableResource):
+    """Delta tables: delta-rs from Arrow on paths under `root`, or Spark into Unity Catalog when `uc_catalog` is set.
+
+    Window writes are predicate overwrites on `feedback_date` (`replaceWhere` on Databricks), so
+    re-running or backfilling a day replaces exactly that day. Concurrent writers of one table retry
+    a conflicting commit.
+    """
+
+    root: str
+    uc_catalog: str | None = None
+    uc_schema_prefix: str = ""
+    commit_attempts: int = 5
+
+    # ---- where tables live
+    def _locations(self) -> TableLocations:
+        return TableLocations(self.root, self.uc_catalog, self.uc_schema_prefix)
+
+    def location(self, table: Table) -> Path:
+        return self._locations().path(table)
+
+    def describe(self, table: Table) -> str:
+        return self._locations().qualified_name(table) if self.uc_catalog else str(self.location(table))
+
+    @property
+    def _on_spark(self) -> bool:
+        return bool(self.uc_catalog)
+
+    # ---- delta-rs helpers
+    def _delta(self, table: Table):
+        from deltalake import DeltaTable
+
+        path = self.location(table)
+        return DeltaTable(str(path)) if DeltaTable.is_deltatable(str(path)) else None
+
+    def _files_by_day(self, table: Table) -> list[tuple[str, date | None, int]]:
+        """(absolute file path, feedback_date, rows) of every live file, from the Delta log (no data read)."""
+        delta = self._delta(table)
+        if delta is None:
+            return []
+        actions = pa.table(delta.get_add_actions(flatten=True))
+        days = (actions.column(f"partition.{PARTITION_COLUMN}").to_pylist()
+                if f"partition.{PARTITION_COLUMN}" in actions.column_names else [None] * actions.num_rows)
+        root = self.location(table)
+        return [(str(root / path), day, rows) for path, day, rows in
+                zip(actions.column("path").to_pylist(), days, actions.column("num_records").to_pylist(), strict=True)]
+
+    def _commit(self, table: Table, rows: pa.Table, predicate: str | None, partition_by: list[str]) -> None:
+        from deltalake import write_deltalake
+        from deltalake.exceptions import CommitFailedError
+
+        path = self.location(table)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for attempt in range(1, self.commit_attempts + 1):
+            try:
+                write_deltalake(str(path), rows, mode="overwrite", predicate=predicate, partition_by=partition_by or None)
+                return
+            except CommitFailedError:
+                if attempt == self.commit_attempts:
+                    raise
+                time.sleep(0.05 * attempt)  # another writer committed first: re-read the log and retry
+
+    @staticmethod
+    def _window_predicate(start: date, end: date) -> str:
+        return f"{PARTITION_COLUMN} >= '{start.isoformat()}' AND {PARTITION_COLUMN} <= '{end.isoformat()}'"
+
+    @staticmethod
+    def _part_predicate(table: Table, day: date | None, part_name: str) -> str:
+        if "'" in part_name:
+            raise ValueError(f"part name {part_name!r} may not contain quotes")
+        predicate = f"{PART_COLUMN} = '{part_name}'"
+        if table.partition_column:
+            predicate += f" AND {PARTITION_COLUMN} = '{day.isoformat()}'" if day else f" AND {PARTITION_COLUMN} IS NULL"
+        return predicate
+
+    # ---- spark tables
+    def read(self, spark: SparkSession, table: Table, start: date | None = None, end: date | None = None) -> DataFrame:
+        from pyspark.sql import functions as F
+
+        schema = table.schema
+        if self._on_spark:
+            name = self.describe(table)
+            if not spark.catalog.tableExists(name):
+                return spark.createDataFrame([], schema)
+            frame = spark.read.table(name)
+        else:
+            files = [f for f, day, _ in self._files_by_day(table)
+                     if day is not None and (start is None or day >= start) and (end is None or day <= end)]
+            if not files:
+                return spark.createDataFrame([], schema)
+            frame = spark.read.schema(schema).option("basePath", str(self.location(table))).parquet(*files)
+        if start is not None:
+            frame = frame.where(F.col(PARTITION_COLUMN) >= F.lit(start))
+        if end is not None:
+            frame = frame.where(F.col(PARTITION_COLUMN) <= F.lit(end))
+        return frame.select(*schema.fieldNames())
+
+    def overwrite_partitions(self, df: DataFrame, table: Table, start: date, end: date) -> None:
+        from pyspark.sql import functions as F
+
+        if self._on_spark:
+            outside = df.where(~F.col(PARTITION_COLUMN).between(F.lit(start), F.lit(end)) | F.col(PARTITION_COLUMN).isNull())
+            _refuse_rows_outside(table, start, end, [r[PARTITION_COLUMN] for r in outside.select(PARTITION_COLUMN).distinct().limit(3).collect()])
+            (df.write.format("delta").mode("overwrite").option("replaceWhere", self._window_predicate(start, end))
+             .partitionBy(PARTITION_COLUMN).saveAsTable(self.describe(table)))
+            return
+        rows = df.toArrow()
+        _refuse_rows_outside(table, start, end, set(rows.column(PARTITION_COLUMN).to_pylist()))
+        self._commit(table, rows, self._window_predicate(start, end), [PARTITION_COLUMN])
+
+    # ---- named parts
+    def _part_rows(self, table: Table, day: date | None, part_name: str, rows: pa.Table) -> pa.Table:
+        rows = rows.append_column(PART_COLUMN, pa.array([part_name] * rows.num_rows, pa.string()))
+        if table.partition_column:
+            rows = rows.append_column(PARTITION_COLUMN, pa.array([day] * rows.num_rows, pa.date32()))
+        return rows
+
+    def _partitioning(self, table: Table) -> list[str]:
+        return [PARTITION_COLUMN, PART_COLUMN] if table.partition_column else [PART_COLUMN]
+
+    def write_part(self, table: Table, day: date | None, part_name: str, rows: pa.Table) -> None:
+        stamped = self._part_rows(table, day, part_name, rows)
+        if self._on_spark:
+            spark = _active_spark()
+            (spark.createDataFrame(stamped.to_pandas()).write.format("delta").mode("overwrite")
+             .option("replaceWhere", self._part_predicate(table, day, part_name))
+             .partitionBy(*self._partitioning(table)).saveAsTable(self.describe(table)))
+            return
+        self._commit(table, stamped, self._part_predicate(table, day, part_name), self._partitioning(table))
+
+    def _select(self, table: Table, predicate: str, columns: list[str] | None = None) -> pa.Table | None:
+        if self._on_spark:
+            spark = _active_spark()
+            name = self.describe(table)
+            if not spark.catalog.tableExists(name):
+                return None
+            frame = spark.read.table(name).where(predicate)
+            if columns is not None:
+                frame = frame.select(*columns)
+            found = frame.toArrow()
+        else:
+            delta = self._delta(table)
+            if delta is None:
+                return None
+            dataset = delta.to_pyarrow_dataset()
+            found = dataset.to_table(filter=_arrow_filter(predicate), columns=columns)
+        return found if found.num_rows else None
+
+    def read_part(self, table: Table, day: date | None, part_name: str) -> pa.Table | None:
+        found = self._select(table, self._part_predicate(table, day, part_name))
+        return None if found is None else _drop(found, PART_COLUMN, PARTITION_COLUMN)
+
+    def delete_part(self, table: Table, day: date | None, part_name: str) -> None:
+        predicate = self._part_predicate(table, day, part_name)
+        if self._on_spark:
+            spark = _active_spark()
+            if spark.catalog.tableExists(self.describe(table)):
+                spark.sql(f"DELETE FROM {self.describe(table)} WHERE {predicate}")
+            return
+        delta = self._delta(table)
+        if delta is not None:
+            delta.delete(predicate)
+
+    def read_parts(self, table: Table, days: Iterable[date] | None = None) -> pa.Table | None:
+        if days is None:
+            predicate = f"{PARTITION_COLUMN} IS NULL" if table.partition_column else "TRUE"
+        else:
+            wanted = sorted(set(days))
+            if not wanted:
+                return None
+            predicate = f"{PARTITION_COLUMN} IN ({', '.join(repr(d.isoformat()) for d in wanted)})"
+        found = self._select(table, predicate)
+        return None if found is None else _drop(found, PART_COLUMN, PARTITION_COLUMN)
+
+    def read_days(self, table: Table, days: Iterable[date], columns: list[str] | None = None) -> pa.Table | None:
+        wanted = sorted(set(days))
+        if not wanted:
+            return None
+        predicate = f"{PARTITION_COLUMN} IN ({', '.join(repr(d.isoformat()) for d in wanted)})"
+        selected = None if columns is None else [*[c for c in columns if c != PARTITION_COLUMN], PARTITION_COLUMN]
+        found = self._select(table, predicate, selected)
+        return None if found is None else _drop(found, PART_COLUMN)
+
+    # ---- days and counts
+    def partition_days(self, table: Table) -> list[date]:
+        if self._on_spark:
+            spark = _active_spark()
+            name = self.describe(table)
+            if not spark.catalog.tableExists(name):
+                return []
+            return sorted(r[0] for r in spark.read.table(name).select(PARTITION_COLUMN).distinct().collect() if r[0])
+        return sorted({day for _, day, rows in self._files_by_day(table) if day is not None and rows})
+
+    def row_counts(self, table: Table, days: Iterable[date]) -> dict[date, int]:
+        wanted = list(days)
+        counts = dict.fromkeys(wanted, 0)
+        if self._on_spark:
+            spark = _active_spark()
+            name = self.describe(table)
+            if spark.catalog.tableExists(name) and wanted:
+                from pyspark.sql import functions as F
+
+                for row in (spark.read.table(name).where(F.col(PARTITION_COLUMN).isin(wanted))
+                            .groupBy(PARTITION_COLUMN).count().collect()):
+                    counts[row[0]] = row[1]
+            return counts
+        for _, day, rows in self._files_by_day(table):
+            if day in counts:
+                counts[day] += rows
+        return counts
+
+
+def _drop(rows: pa.Table, *columns: str) -> pa.Table:
+    return rows.drop_columns([c for c in columns if c in rows.column_names])
+
+
+def _arrow_filter(predicate: str):
+    """The few predicates the store itself builds, as an Arrow dataset filter (delta-rs reads through Arrow)."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    expression = None
+    for clause in predicate.split(" AND "):
+        clause = clause.strip()
+        if clause == "TRUE":
+            term = None
+        elif clause.endswith(" IS NULL"):
+            term = pc.field(clause.removesuffix(" IS NULL")).is_null()
+        elif " IN (" in clause:
+            column, _, values = clause.partition(" IN (")
+            items = [v.strip().strip("'") for v in values.rstrip(")").split(",")]
+            term = pc.field(column).isin(_typed(column, items))
+        else:
+            column, _, value = clause.partition(" = ")
+            term = pc.field(column) == _typed(column, [value.strip("'")])[0]
+        if term is not None:
+            expression = term if expression is None else expression & term
+    return expression if expression is not None else ds.scalar(True)
+
+
+def _typed(column: str, values: list[str]) -> list:
+    return [date.fromisoformat(v) for v in values] if column == PARTITION_COLUMN else values
+
+
+def _active_spark() -> SparkSession:
+    from pyspark.sql import SparkSession
+
+    spark = SparkSession.getActiveSession()
+    if spark is None:
+        raise RuntimeError("the Unity Catalog table store needs the cluster's active SparkSession")
+    return spark
+
+
+TABLE_FORMATS = ("parquet", "delta")
+
+
+def table_store_for(table_format: str, root: str, uc_catalog: str | None = None,
+                    uc_schema_prefix: str = "") -> LocalParquetTableStore | DeltaTableStore:
+    """The store for a configured format (FEEDBACK_TABLE_FORMAT): Parquet by default, or Delta."""
+    if table_format == "parquet":
+        if uc_catalog:
+            raise ValueError("Unity Catalog tables are Delta tables: set FEEDBACK_TABLE_FORMAT=delta")
+        return LocalParquetTableStore(root=root)
+    if table_format == "delta":
+        return DeltaTableStore(root=root, uc_catalog=uc_catalog or None, uc_schema_prefix=uc_schema_prefix)
+    raise ValueError(f"FEEDBACK_TABLE_FORMAT must be one of {', '.join(TABLE_FORMATS)}, got {table_format!r}")
+
+
+def configured_table_store(config: Settings) -> LocalParquetTableStore | DeltaTableStore:
+    """The warehouse the settings describe: `$FEEDBACK_HOME/warehouse` in FEEDBACK_TABLE_FORMAT (Parquet by default)."""
+    return table_store_for(config.table_format, str(config.warehouse_dir), config.uc_catalog, config.uc_schema_prefix)

@@ -1,7 +1,7 @@
 """Where alert tickets go: Jira when it is configured, else a ticket store of plain files.
 
 Jira's create has no idempotency key, so a create is sent exactly once and a lost answer surfaces as
-an error; the dispatcher then finds the ticket again by its breach label (DESIGN §10, §13).
+an error; the dispatcher then finds the ticket again by its breach label.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import dagster as dg
 
 from feedback_assets.landing.mapping import Contract
 from resources.landing import LandingResource
-from resources.table_store import LocalParquetTableStore
+from resources.table_store import TableStore
 
 INGEST_JOB_NAME = "ingest_feedback"
 
@@ -46,7 +46,7 @@ def _bronze_materialized_at(instance: dg.DagsterInstance, channel: str, days: li
 @dg.sensor(job_name=INGEST_JOB_NAME, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED,
            description="Lands export files dropped in the landing folder and re-runs bronze and silver for exactly "
                        "the days they touch (late files included). Off by default; turn it on in Automation.")
-def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingResource, table_store: LocalParquetTableStore):
+def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingResource, table_store: dg.ResourceParam[TableStore]):
     """Registers new export files and requests an ingest run for every day whose bronze is now out of date."""
     registry = landing.registry(table_store)
     registrations, skipped = registry.land_pending("sensor:landing_sensor")

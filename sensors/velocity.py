@@ -16,7 +16,7 @@ from feedback_assets.alerts.planning import PlannedAlert, plan_alerts
 from feedback_assets.alerts.replay import replay_plans
 from feedback_assets.dispatch import DISPATCH_JOB_NAME, BreachConfig
 from feedback_assets.gold import VELOCITY_KEY
-from resources.table_store import LocalParquetTableStore
+from resources.table_store import TableStore
 
 # A dispatch run that failed (its step retries spent) is requested again, up to this many runs.
 MAX_DISPATCH_RUNS = 3
@@ -44,7 +44,7 @@ def velocity_run_ids(instance: dg.DagsterInstance, days: list[date]) -> dict[dat
     return {day: record.run_id for day, record in latest.items()}
 
 
-def replay_requests(instance: dg.DagsterInstance, table_store: LocalParquetTableStore) -> list[dg.RunRequest]:
+def replay_requests(instance: dg.DagsterInstance, table_store: dg.ResourceParam[TableStore]) -> list[dg.RunRequest]:
     """Dispatch runs for every materialized day's alerts as the sensor would have asked the morning after.
 
     Breaches the ledger already holds (dispatched, or recorded by the sensor) get no run.
@@ -89,7 +89,7 @@ def _stuck(ledger: DispatchLedger, breach_key: str, stale_before: datetime) -> b
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Opens tickets and posts to Slack for new complaint-velocity alerts; backfilled ones are only recorded.",
 )
-def velocity_alerts(context: dg.MultiAssetSensorEvaluationContext, table_store: LocalParquetTableStore):
+def velocity_alerts(context: dg.MultiAssetSensorEvaluationContext, table_store: dg.ResourceParam[TableStore]):
     ledger = DispatchLedger(table_store)
     retries = retry_requests(context.instance, ledger)
     records = context.latest_materialization_records_by_partition(VELOCITY_KEY)

@@ -7,11 +7,12 @@ from urllib.parse import unquote
 
 import pyarrow as pa
 
+from feedback_assets import tables
 from feedback_assets.alerts.chart import (
     SeriesDay, markdown_image, read_velocity_history, series_history, velocity_chart_png,
 )
 from feedback_assets.alerts.raised import day_counts, dispatch_runs_url, raised_markdown
-from feedback_assets.gold_steps import VELOCITY_TABLE
+
 from resources.table_store import LocalParquetTableStore
 from resources.tickets import JiraTicketSink, LocalTicketStore
 from tests.alert_factory import make_alert
@@ -36,7 +37,7 @@ def _store_with(tmp_path, rows: list[dict]) -> LocalParquetTableStore:
     store = LocalParquetTableStore(root=str(tmp_path / "warehouse"))
     for day in sorted({r["feedback_date"] for r in rows}):
         of_day = [{k: v for k, v in r.items() if k != "feedback_date"} for r in rows if r["feedback_date"] == day]
-        store.write_part(VELOCITY_TABLE, day, "part", pa.Table.from_pylist(of_day))
+        store.write_part(tables.COMPLAINT_VELOCITY, day, "part", pa.Table.from_pylist(of_day))
     return store
 
 

@@ -9,11 +9,12 @@ import pyarrow as pa
 import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from feedback_assets import tables
 from feedback_assets.alerts.ledger import POSTED, RECORDED, DispatchLedger
 from feedback_assets.alerts.planning import plan_alerts
 from feedback_assets.dispatch import dispatch_alerts_job
 from feedback_assets.gold import complaint_velocity
-from feedback_assets.gold_steps import METRICS_TABLE, VELOCITY_TABLE
+
 from resources.slack import SlackNotifierResource
 from resources.spark import local_spark_resource
 from resources.tickets import TicketsResource
@@ -35,7 +36,7 @@ def _write_metrics(store, days) -> None:
     for day in days:
         rows = [_metrics_row("defect_or_damage", "ELC-2207", 14 if day == OLD_SPIKE else 1),
                 _metrics_row("poor_materials_or_durability", "JKT-1042", 15 if day == RECENT_SPIKE else 2)]
-        store.write_part(METRICS_TABLE, day, "part-0", pa.Table.from_pylist(rows))
+        store.write_part(tables.ISSUE_DAILY_METRICS, day, "part-0", pa.Table.from_pylist(rows))
 
 
 def _materialize_velocity(instance, resources, first: date, last: date) -> None:
@@ -98,7 +99,7 @@ def test_several_new_partitions_in_one_tick_are_all_seen(resources, store):
 
 def test_a_day_computed_on_time_pages_even_when_the_sensor_ticks_late(store):
     day = date(2026, 11, 20)
-    store.write_part(VELOCITY_TABLE, day, "part-0", pa.Table.from_pylist(
+    store.write_part(tables.COMPLAINT_VELOCITY, day, "part-0", pa.Table.from_pylist(
         [{"series_key": "defect_or_damage:sku=ELC-2207", "alert": True}, {"series_key": "x:sku=Y", "alert": False}]))
     on_time = plan_alerts(store, {day: day + timedelta(days=1)}, window_days=2)
     backfilled = plan_alerts(store, {day: day + timedelta(days=30)}, window_days=2)

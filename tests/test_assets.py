@@ -8,11 +8,10 @@ import dagster as dg
 import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from feedback_assets import tables
 from feedback_assets.definitions import ALL_ASSETS, build_resources
 from feedback_assets.landing.mapping import load_preset
 from feedback_assets.sample_data import generate_sample
-from feedback_assets.schemas import BRONZE_FEEDBACK, SILVER_FEEDBACK, SILVER_REJECTS
-from feedback_assets.steps import bronze_table
 from tests.conftest import settings_for
 from sensors.landing import landing_sensor
 from tests.test_landing import REVIEWS_HEADER, write
@@ -42,12 +41,12 @@ def ranged(first: date, last: date) -> dict[str, str]:
     return {ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()}
 
 
-def table_rows(spark, store, table: str, schema) -> list[tuple]:
+def table_rows(spark, store, table) -> list[tuple]:
     """Rows as hashable tuples (map columns as sorted pairs), in a stable order."""
     def hashable(value):
         return tuple(sorted(value.items())) if isinstance(value, dict) else value
 
-    return sorted(tuple(hashable(v) for v in row) for row in store.read(spark, table, schema).collect())
+    return sorted(tuple(hashable(v) for v in row) for row in store.read(spark, table).collect())
 
 
 def test_a_ranged_run_materializes_every_day_and_passes_its_checks(spark, config, seeded):
@@ -70,15 +69,14 @@ def test_a_ranged_run_materializes_every_day_and_passes_its_checks(spark, config
 
 def test_running_a_day_twice_gives_identical_tables(spark, config, seeded):
     store = build_resources(config)["table_store"]
-    tables = [(bronze_table("product_reviews"), BRONZE_FEEDBACK), ("silver.silver_feedback", SILVER_FEEDBACK),
-              ("silver.silver_rejects", SILVER_REJECTS)]
+    checked = [tables.BRONZE["product_reviews"], tables.SILVER_FEEDBACK, tables.SILVER_REJECTS]
     with dg.instance_for_test() as instance:
         result = materialize(config, instance, partition_key="2026-10-02")
         assert result.success
         assert result.asset_materializations_for_node("silver_feedback")[0].metadata["dagster/row_count"].value > 30
-        first = [table_rows(spark, store, t, s) for t, s in tables]
+        first = [table_rows(spark, store, t) for t in checked]
         assert materialize(config, instance, partition_key="2026-10-02").success
-        second = [table_rows(spark, store, t, s) for t, s in tables]
+        second = [table_rows(spark, store, t) for t in checked]
     assert all(first) and first == second
 
 
@@ -87,7 +85,7 @@ def test_a_late_file_lands_in_its_old_day_and_the_sensor_asks_for_that_day(spark
     store, landing = resources["table_store"], resources["landing"]
     with dg.instance_for_test() as instance:
         assert materialize(config, instance, tags=ranged(FIRST, LAST)).success
-        before = table_rows(spark, store, "silver.silver_feedback", SILVER_FEEDBACK)
+        before = table_rows(spark, store, tables.SILVER_FEEDBACK)
 
         late = write(config.feedback_home / "incoming" / "late_reviews_2026-10-20.csv",
                      "\n".join([REVIEWS_HEADER, review_row("late-1", "The zip broke on day two", when="2026-10-02T15:00:00Z")]))
@@ -98,7 +96,7 @@ def test_a_late_file_lands_in_its_old_day_and_the_sensor_asks_for_that_day(spark
         assert [r.partition_key for r in requests] == ["2026-10-02"]
 
         assert materialize(config, instance, partition_key="2026-10-02").success
-        after = table_rows(spark, store, "silver.silver_feedback", SILVER_FEEDBACK)
+        after = table_rows(spark, store, tables.SILVER_FEEDBACK)
         added = set(after) - set(before)
         assert [row[2] for row in added] == ["late-1"] and set(before) <= set(after)
 

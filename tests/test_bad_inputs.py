@@ -22,10 +22,12 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
+from feedback_assets import tables
 from feedback_assets.landing.mapping import FEEDBACK_CHANNELS, MappingError, load_mapping, load_preset
 from feedback_assets.landing.registry import LandingRegistry, display_name
 from feedback_assets.schemas import BRONZE_FEEDBACK, SILVER_FEEDBACK, SILVER_REJECTS
-from feedback_assets.steps import DayWindow, bronze_table, run_bronze, run_silver_feedback
+from feedback_assets.steps import run_bronze, run_silver_feedback
+from feedback_assets.window import DayWindow
 from resources.table_store import LocalParquetTableStore
 from tests.conftest import TEST_PARTITIONS_START
 from tests.corpus.bad_inputs import CASES, REVIEWS_HEADER, Case, review, reviews, ticket, write_corpus
@@ -51,19 +53,19 @@ def outcome(spark, tmp_path_factory):
     silver_report = run_silver_feedback(spark, store, WINDOW, "test-key", 20_000, 7)
 
     def by_file(table: str, schema, *columns: str) -> dict:
-        frame = store.read(spark, table, schema, WINDOW.start, WINDOW.end)
+        frame = store.read(spark, table, WINDOW.start, WINDOW.end)
         return {tuple(r[c] for c in ("source_file", *columns)): r["count"]
                 for r in frame.groupBy("source_file", *columns).count().collect()}
 
     bronze = {}
     for channel in FEEDBACK_CHANNELS:
-        bronze.update(by_file(bronze_table(channel), BRONZE_FEEDBACK))
-    silver = store.read(spark, "silver.silver_feedback", SILVER_FEEDBACK, WINDOW.start, WINDOW.end)
+        bronze.update(by_file(tables.BRONZE[channel], BRONZE_FEEDBACK))
+    silver = store.read(spark, tables.SILVER_FEEDBACK, WINDOW.start, WINDOW.end)
     dropped = {(r["source_file"], r["field"]): r["count"] for r in silver.select(
         "source_file", F.explode(F.map_keys("field_issues")).alias("field")).groupBy("source_file", "field").count().collect()}
     return {
-        "registrations": registrations, "bronze": bronze, "silver": by_file("silver.silver_feedback", SILVER_FEEDBACK),
-        "rejects": by_file("silver.silver_rejects", SILVER_REJECTS, "reason"), "dropped": dropped,
+        "registrations": registrations, "bronze": bronze, "silver": by_file(tables.SILVER_FEEDBACK, SILVER_FEEDBACK),
+        "rejects": by_file(tables.SILVER_REJECTS, SILVER_REJECTS, "reason"), "dropped": dropped,
         "silver_report": silver_report, "ledger": {row["file"]: row for row in registry.ledger()},
     }
 
@@ -135,14 +137,14 @@ def test_an_unforeseen_failure_quarantines_that_file_only_and_is_not_retried_eve
     assert outcomes["product_reviews/good_2026-10-05.csv"].status == "registered"
     quarantined = outcomes["product_reviews/cursed_2026-10-05.csv"]
     assert quarantined.status == "quarantined" and "RuntimeError: something nobody foresaw" in quarantined.error
-    assert sorted(_landed_ids(store, "landed.product_reviews")) == ["ok-R1", "ok-R2"]
+    assert sorted(_landed_ids(store, tables.LANDED_FEEDBACK["product_reviews"])) == ["ok-R1", "ok-R2"]
     assert registry.register_pending("sweep-2") == []
 
     monkeypatch.setattr(registry_module, "read_records", real)
     path = folder / "cursed_2026-10-05.csv"
     assert registry.register(path, load_preset("product_reviews"), "retry").status == "quarantined"  # same mapping: kept
     assert registry.register(path, load_preset("product_reviews"), "retry", replace=True).status == "registered"
-    assert sorted(_landed_ids(store, "landed.product_reviews")) == ["cursed-R1", "ok-R1", "ok-R2"]
+    assert sorted(_landed_ids(store, tables.LANDED_FEEDBACK["product_reviews"])) == ["cursed-R1", "ok-R1", "ok-R2"]
 
 
 def test_a_file_still_being_written_waits_and_a_file_that_grew_lands_whole_once(registry, store):
@@ -168,7 +170,7 @@ def test_a_file_still_being_written_waits_and_a_file_that_grew_lands_whole_once(
     (whole,) = registry.register_pending("sweep-2")
     assert (whole.status, whole.rows, whole.rows_with_errors) == ("registered", 6, 0)
     assert whole.replaced_days == [date(2026, 10, 5)]
-    assert sorted(_landed_ids(store, "landed.support_tickets")) == [f"grow-T{n}" for n in range(1, 7)]
+    assert sorted(_landed_ids(store, tables.LANDED_FEEDBACK["support_tickets"])) == [f"grow-T{n}" for n in range(1, 7)]
     statuses = sorted(row["status"] for row in registry.ledger())
     assert statuses == ["registered", "superseded"]
 
@@ -186,7 +188,7 @@ def test_concurrent_ingests_of_one_file_land_it_once(tmp_path):
     assert sum(out.startswith("Landed") for out in said) == 1
     assert sum("was landed before" in out for out in said) == 2
     store = LocalParquetTableStore(root=str(tmp_path / "home" / "warehouse"))
-    assert sorted(_landed_ids(store, "landed.product_reviews")) == sorted(f"conc-R{n}" for n in range(1, 51))
+    assert sorted(_landed_ids(store, tables.LANDED_FEEDBACK["product_reviews"])) == sorted(f"conc-R{n}" for n in range(1, 51))
 
 
 def _custom_mapping(tmp_path: Path, channel: str, text: str) -> Path:
@@ -204,15 +206,15 @@ def test_a_file_landed_with_the_wrong_mapping_can_be_landed_again_with_the_corre
     export.write_bytes(reviews("acme", *[review("acme", n) for n in (1, 2, 3)]))
     wrong = load_mapping(_custom_mapping(tmp_path, "surveys", "headline"))
     landed = registry.register(registry.stage(export, wrong, tmp_path / "acme_surveys.yaml"), wrong, "first")
-    assert landed.status == "registered" and len(_landed_ids(store, "landed.surveys")) == 3
+    assert landed.status == "registered" and len(_landed_ids(store, tables.LANDED_FEEDBACK["surveys"])) == 3
 
     right = load_mapping(_custom_mapping(tmp_path, "product_reviews", "[headline, body]"))
     staged = registry.stage(export, right, tmp_path / "acme_product_reviews.yaml")
     assert registry.register(staged, right, "again").status == "already_registered"
     relanded = registry.register(staged, right, "again", replace=True)
     assert (relanded.status, relanded.rows, relanded.replaced_days) == ("registered", 3, [date(2026, 10, 5)])
-    assert _landed_ids(store, "landed.surveys") == []
-    texts = store.read_parts("landed.product_reviews", [date(2026, 10, 5)]).column("text").to_pylist()
+    assert _landed_ids(store, tables.LANDED_FEEDBACK["surveys"]) == []
+    texts = store.read_parts(tables.LANDED_FEEDBACK["product_reviews"], [date(2026, 10, 5)]).column("text").to_pylist()
     assert len(texts) == 3 and all("runs small in the shoulders" in t for t in texts)
     # Later drops into the folder use the corrected mapping.
     assert registry.mapping_for_folder(registry.landing_dir / "acme_reviews").channel == "product_reviews"

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
+from pathlib import Path
+
 import pytest
 
 from feedback_assets.alerts.dispatch import Dispatcher
@@ -157,7 +159,7 @@ def test_a_lost_create_that_search_cannot_see_yet_fails_the_attempt_instead_of_o
     alert = make_alert()
     with LoopbackJira() as jira:
         tickets = JiraTicketSink(jira.url, jira.user, jira.api_token, max_retry_delay=0)
-        slack = SlackOutbox(ledger.store.location("outbox") / "outbox.jsonl")
+        slack = SlackOutbox(Path(ledger.store.root) / "outbox.jsonl")
         jira.search_lag = 5
         jira.add_fault("fail_after_create", status=500)
         with pytest.raises(Exception, match="500"):

@@ -7,10 +7,10 @@ from datetime import date
 import dagster as dg
 import pytest
 
+from feedback_assets import tables
 from feedback_assets.definitions import ALL_ASSETS, build_resources
-from feedback_assets.enrichment.step import CLASSIFICATIONS_TABLE, DEAD_LETTER_TABLE, TRIAGE_TABLE
+
 from feedback_assets.sample_data import generate_sample
-from feedback_assets.schemas import FEEDBACK_CLASSIFICATIONS, SILVER_FEEDBACK
 from tests.conftest import settings_for
 from tests.loopback_openai import DEFAULT_API_KEY, LoopbackOpenAI
 from tests.test_assets import ranged
@@ -45,10 +45,10 @@ def test_every_silver_item_is_classified_and_a_rerun_is_served_from_the_cache(sp
     first = run(config, instance, "enrichment")
     assert first.success
     assert {e.check_name: e.passed for e in first.get_asset_check_evaluations()}["every_item_accounted_for"]
-    silver = store.read(spark, "silver.silver_feedback", SILVER_FEEDBACK).count()
-    classified = store.read(spark, CLASSIFICATIONS_TABLE, FEEDBACK_CLASSIFICATIONS).count()
-    dead = store.read(spark, DEAD_LETTER_TABLE, FEEDBACK_CLASSIFICATIONS).count()
-    triage = store.read(spark, TRIAGE_TABLE, FEEDBACK_CLASSIFICATIONS)
+    silver = store.read(spark, tables.SILVER_FEEDBACK).count()
+    classified = store.read(spark, tables.FEEDBACK_CLASSIFICATIONS).count()
+    dead = store.read(spark, tables.CLASSIFICATION_DEAD_LETTERS).count()
+    triage = store.read(spark, tables.TRIAGE_QUEUE)
     assert silver == classified + dead and dead == 0 and silver > 40
     assert triage.where("NOT needs_review").count() == 0
     assert metadata(first)["backend"] == "local" and metadata(first)["classified_now"] > 0
@@ -78,11 +78,11 @@ def test_items_that_fail_land_in_dead_letters_and_a_rerun_drains_them(spark, pre
         monkeypatch.setenv("OPENAI_API_KEY", DEFAULT_API_KEY)
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
         failed = run(config, instance, "enrichment")
-        dead = store.read(spark, DEAD_LETTER_TABLE, FEEDBACK_CLASSIFICATIONS)
+        dead = store.read(spark, tables.CLASSIFICATION_DEAD_LETTERS)
         assert failed.success and dead.count() > 0 and dead.where("error IS NULL").count() == 0
         server.faults = []
         drained = run(config, instance, "enrichment")
-    assert store.read(spark, DEAD_LETTER_TABLE, FEEDBACK_CLASSIFICATIONS).count() == 0
+    assert store.read(spark, tables.CLASSIFICATION_DEAD_LETTERS).count() == 0
     assert {e.check_name: e.passed for e in drained.get_asset_check_evaluations()}["every_item_accounted_for"]
 
 

@@ -19,13 +19,14 @@ from datetime import date, timedelta
 import dagster as dg
 import pytest
 
+from feedback_assets import tables
 from feedback_assets.alerts.evidence import AlertContext, build_alert
 from feedback_assets.alerts.render import jira_comment, jira_description
 from feedback_assets.alerts.replay import replay_alerts
 from feedback_assets.enrichment.evidence import normalized
-from feedback_assets.enrichment.step import CLASSIFICATIONS_TABLE, DEAD_LETTER_TABLE
+
 from feedback_assets.enrichment.taxonomy import load_taxonomy
-from feedback_assets.gold_steps import VELOCITY_TABLE
+
 from feedback_assets.landing.mapping import FEEDBACK_CHANNELS
 from feedback_assets.pipeline import materialize_range
 from feedback_assets.sample_data.incidents import fired_alerts, score_alerts
@@ -55,8 +56,8 @@ def hostile(demo_home, tmp_path_factory, spark):
     shutil.copytree(demo_home / "warehouse", home / "warehouse", ignore=shutil.ignore_patterns("alerting"))
     shutil.copytree(demo_home / "sample", home / "sample")
     store = LocalParquetTableStore(root=str(home / "warehouse"))
-    reference = {row["content_hash"]: row for row in _table(store, CLASSIFICATIONS_TABLE)}
-    days = store.partition_days("silver.silver_feedback")
+    reference = {row["content_hash"]: row for row in _table(store, tables.FEEDBACK_CLASSIFICATIONS)}
+    days = store.partition_days(tables.SILVER_FEEDBACK)
     model = HostileModel(reference, break_rate=0.15)
     with pytest.MonkeyPatch.context() as env, LoopbackOpenAI(model, serve_embeddings=False) as server:
         for name in ("AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY", "OPENAI_EMBEDDING_MODEL", "FEEDBACK_EMBEDDINGS"):
@@ -71,10 +72,10 @@ def hostile(demo_home, tmp_path_factory, spark):
     outcomes = replay_alerts(store, tickets, slack, AlertContext("hostile-run", UI))
     checks = {e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data.passed
               for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
-    summary = {"items": len(_table(store, "silver.silver_feedback")), "distinct_texts": len(reference),
+    summary = {"items": len(_table(store, tables.SILVER_FEEDBACK)), "distinct_texts": len(reference),
                "calls": calls, "attack_strings_sent": model.attacks_sent,
                "invented_entities_sent": model.invented_entities_sent, "schema_breaks": dict(model.breaks),
-               "dead_letters": len(_table(store, DEAD_LETTER_TABLE)), "alerts": len(outcomes)}
+               "dead_letters": len(_table(store, tables.CLASSIFICATION_DEAD_LETTERS)), "alerts": len(outcomes)}
     print("hostile model run:", json.dumps(summary, sort_keys=True))
     return {"store": store, "home": home, "model": model, "outcomes": outcomes, "tickets": tickets,
             "slack": slack, "checks": checks, "embedding_requests": embedding_requests, "summary": summary}
@@ -90,9 +91,9 @@ def test_the_hostile_model_really_attacked(hostile):
 
 def test_no_item_is_lost_and_no_row_holds_a_label_or_owner_the_taxonomy_does_not(hostile):
     store = hostile["store"]
-    silver = {r["feedback_id"]: r for r in _table(store, "silver.silver_feedback")}
-    classified = _table(store, CLASSIFICATIONS_TABLE)
-    dead = _table(store, DEAD_LETTER_TABLE)
+    silver = {r["feedback_id"]: r for r in _table(store, tables.SILVER_FEEDBACK)}
+    classified = _table(store, tables.FEEDBACK_CLASSIFICATIONS)
+    dead = _table(store, tables.CLASSIFICATION_DEAD_LETTERS)
     assert sorted(r["feedback_id"] for r in classified + dead) == sorted(silver)
     assert len(dead) < 0.01 * len(silver)
     owners = {label.owner.team for label in TAXONOMY.labels.values()}
@@ -104,16 +105,16 @@ def test_no_item_is_lost_and_no_row_holds_a_label_or_owner_the_taxonomy_does_not
 
 def test_every_evidence_quote_is_the_customers_own_words(hostile):
     store = hostile["store"]
-    texts = {r["feedback_id"]: r["text_clean"] for r in _table(store, "silver.silver_feedback")}
-    for row in _table(store, CLASSIFICATIONS_TABLE):
+    texts = {r["feedback_id"]: r["text_clean"] for r in _table(store, tables.SILVER_FEEDBACK)}
+    for row in _table(store, tables.FEEDBACK_CLASSIFICATIONS):
         for assignment in row["labels"]:
             assert assignment["evidence_origin"] == "fallback"  # the hostile model never quoted
             assert normalized(assignment["evidence"]) in normalized(texts[row["feedback_id"]])
 
 
 def _known_values(store: LocalParquetTableStore) -> dict[str, set[str]]:
-    silver, orders = _table(store, "silver.silver_feedback"), _table(store, "silver.orders")
-    catalog = {r["sku"] for r in _table(store, "silver.sku_catalog")}
+    silver, orders = _table(store, tables.SILVER_FEEDBACK), _table(store, tables.ORDERS)
+    catalog = {r["sku"] for r in _table(store, tables.SKU_CATALOG)}
     return {
         "sku": catalog, "region": {r["region"] for r in orders} | {r["region"] for r in silver},
         "carrier": {r["carrier"] for r in orders}, "channel": set(FEEDBACK_CHANNELS),
@@ -124,7 +125,7 @@ def _known_values(store: LocalParquetTableStore) -> dict[str, set[str]]:
 def test_no_untrusted_value_becomes_a_series_breach_or_run_key(hostile):
     store = hostile["store"]
     known = _known_values(store)
-    velocity = _table(store, VELOCITY_TABLE)
+    velocity = _table(store, tables.COMPLAINT_VELOCITY)
     assert velocity
     for row in velocity:
         assert row["value"] in known[row["dimension"]], row["series_key"]
@@ -192,7 +193,7 @@ def test_no_attack_string_reaches_a_sink_and_every_sink_stays_inert(hostile):
 
 def test_a_chat_only_server_did_not_break_themes(hostile):
     assert hostile["embedding_requests"] == 0
-    themes = _table(hostile["store"], "gold.feedback_themes")
+    themes = _table(hostile["store"], tables.FEEDBACK_THEMES)
     assert themes and all(MARKER not in (t["theme_name"] or "") for t in themes)
 
 

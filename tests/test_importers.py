@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from feedback_assets import tables
 from feedback_assets.landing.mapping import load_preset
 from feedback_assets.landing.registry import DateOptions
 from tests.conftest import SHARED_DATA
@@ -24,7 +25,7 @@ def test_womens_clothing_reviews_land_spread_over_sixty_days(registry, store):
     assert (result.status, result.rows, result.rows_with_errors) == ("registered", 23_486, 0)
     assert result.days[0] == date(2026, 9, 29) and result.days[-1] == date(2026, 11, 27) and len(result.days) == 60
     assert "Age" in result.unknown_columns and "Division Name" in result.unknown_columns
-    first = store.read_parts("landed.product_reviews", [date(2026, 11, 27)]).to_pylist()[0]
+    first = store.read_parts(tables.LANDED_FEEDBACK["product_reviews"], [date(2026, 11, 27)]).to_pylist()[0]
     assert (first["source_id"], first["sku"], first["rating"], first["date_origin"]) == ("0", "767", "4", "assigned")
     assert first["text"].startswith("Absolutely wonderful")
 

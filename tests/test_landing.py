@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from feedback_assets import tables
 from feedback_assets.landing.mapping import LandingMapping, MappingError, load_mapping, load_preset, preset_names
 from feedback_assets.landing.parse import LandingError, extract, field_value, parse_timestamp, read_records
 from feedback_assets.landing.registry import DateOptions
@@ -153,15 +154,15 @@ class TestRegistry:
         late = write(tmp_path / "reviews_2026-10-20.csv", reviews_csv(review("R3", "2026-09-15T08:00:00Z")))
         assert registry.register(registry.stage(daily, mapping), mapping, "r", now=NOW).days == [date(2026, 10, 2)]
         assert registry.register(registry.stage(late, mapping), mapping, "r", now=NOW).days == [date(2026, 9, 15)]
-        landed = store.read_parts("landed.product_reviews", [date(2026, 9, 15)])
+        landed = store.read_parts(tables.LANDED_FEEDBACK["product_reviews"], [date(2026, 9, 15)])
         assert landed.column("source_id").to_pylist() == ["R3"]
-        assert store.read_parts("landed.product_reviews", [date(2026, 10, 2)]).num_rows == 2
+        assert store.read_parts(tables.LANDED_FEEDBACK["product_reviews"], [date(2026, 10, 2)]).num_rows == 2
 
     def test_records_without_a_usable_timestamp_land_on_the_file_day(self, registry, store, tmp_path):
         mapping = load_preset("product_reviews")
         source = write(tmp_path / "reviews_2026-10-03.csv", reviews_csv(review("R1", "yesterday-ish")))
         result = registry.register(registry.stage(source, mapping), mapping, "r", now=NOW)
-        row = store.read_parts("landed.product_reviews", [date(2026, 10, 3)]).to_pylist()[0]
+        row = store.read_parts(tables.LANDED_FEEDBACK["product_reviews"], [date(2026, 10, 3)]).to_pylist()[0]
         assert result.rows_with_errors == 1
         assert row["event_at"] is None and row["date_origin"] == "file_date"
         assert row["timestamp_error"] == "cannot read 'yesterday-ish' as iso8601"

@@ -9,10 +9,11 @@ from datetime import date
 import pytest
 from pyspark.sql import functions as F
 
+from feedback_assets import tables
 from feedback_assets.landing.mapping import FEEDBACK_CHANNELS, load_preset
-from feedback_assets.steps import DayWindow, run_bronze, run_silver_feedback
+from feedback_assets.steps import run_bronze, run_silver_feedback
+from feedback_assets.window import DayWindow
 from feedback_assets.transforms.silver import hmac_sha256_hex
-from feedback_assets.schemas import SILVER_FEEDBACK, SILVER_REJECTS
 from tests.test_landing import NOW, REVIEWS_HEADER, write
 
 DAY = date(2026, 10, 1)
@@ -37,9 +38,9 @@ def land_and_build(spark, registry, store, tmp_path, files: dict[str, bytes], wi
     for channel in FEEDBACK_CHANNELS:
         run_bronze(spark, store, registry, channel, DayWindow(window.start.replace(day=1) if lookback else window.start, window.end), "run")
     report = run_silver_feedback(spark, store, window, KEY, max_text_chars=10_000, lookback_days=lookback)
-    silver = {r["source_id"]: r.asDict() for r in store.read(spark, "silver.silver_feedback", SILVER_FEEDBACK).collect()}
+    silver = {r["source_id"]: r.asDict() for r in store.read(spark, tables.SILVER_FEEDBACK).collect()}
     rejects = {r["source_id"] or f"line{r['source_line']}": r.asDict()
-               for r in store.read(spark, "silver.silver_rejects", SILVER_REJECTS).collect()}
+               for r in store.read(spark, tables.SILVER_REJECTS).collect()}
     return report, silver, rejects
 
 

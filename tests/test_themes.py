@@ -9,8 +9,9 @@ import dagster as dg
 import numpy as np
 import pytest
 
+from feedback_assets import tables
 from feedback_assets.enrichment.llm import LLMConnection
-from feedback_assets.enrichment.step import CLASSIFICATIONS_TABLE
+
 from feedback_assets.enrichment.taxonomy import load_taxonomy
 from feedback_assets.schemas import FEEDBACK_CLASSIFICATIONS, SKU_CATALOG
 from feedback_assets.themes import feedback_themes
@@ -18,8 +19,6 @@ from feedback_assets.theming.clustering import ClusterParams, theme_day
 from feedback_assets.theming.embeddings import LocalEmbedder, openai_embedder
 from feedback_assets.theming.items import complaint_items
 from feedback_assets.theming.naming import name_themes
-from feedback_assets.theming.registry import REGISTRY_TABLE
-from feedback_assets.theming.schema import FEEDBACK_THEMES, THEMES_TABLE
 from feedback_assets.theming.themer import Themer
 from resources.settings import read_settings
 from resources.spark import local_spark_resource
@@ -143,10 +142,10 @@ def warehouse(spark, store):
              _classified("a9", DAY_2, "refund_or_return_problem", "Return label doesn't work at all."),
              _classified("b9", DAY_2, "refund_or_return_problem", "Where is my refund? It has been weeks.")]
     classified = spark.createDataFrame(rows, FEEDBACK_CLASSIFICATIONS)
-    store.overwrite_partitions(classified, CLASSIFICATIONS_TABLE, DAY_1, DAY_2)
+    store.overwrite_partitions(classified, tables.FEEDBACK_CLASSIFICATIONS, DAY_1, DAY_2)
     catalog = [{"sku": "JKT-1042", "name": "Jacket", "category": "apparel", "subcategory": "jackets", "brand": "B",
                 "price": 90.0, "margin": 0.5, "launch_date": DAY_1, "feedback_date": day} for day in (DAY_1, DAY_2)]
-    store.overwrite_partitions(spark.createDataFrame(catalog, SKU_CATALOG), "silver.sku_catalog", DAY_1, DAY_2)
+    store.overwrite_partitions(spark.createDataFrame(catalog, SKU_CATALOG), tables.SKU_CATALOG, DAY_1, DAY_2)
     return store
 
 
@@ -160,7 +159,7 @@ def materialize(feedback_home, store, instance, first: date, last: date, themes:
 
 
 def themes_by_id(spark, store) -> dict[str, tuple]:
-    rows = store.read(spark, THEMES_TABLE, FEEDBACK_THEMES).collect()
+    rows = store.read(spark, tables.FEEDBACK_THEMES).collect()
     return {r["feedback_id"]: (r["theme_id"], r["theme_name"], r["feedback_date"]) for r in rows}
 
 
@@ -182,7 +181,7 @@ def test_day_by_day_paraphrases_join_yesterdays_theme_and_a_rerun_keeps_every_id
     assert (second["new_themes"], second["existing_themes"], second["outliers"]) == (0, 2, 0)
     assert ranged_rerun["new_themes"] == 2 and ranged_rerun["embedded_now"] == 0
     assert first["embedded_now"] == 8 and first["embedding_model"] == LocalEmbedder.name
-    registry = store.read_parts(REGISTRY_TABLE).to_pylist()
+    registry = store.read_parts(tables.THEME_REGISTRY).to_pylist()
     assert len(registry) == len({r["theme_id"] for r in registry}) == 2
 
 

@@ -14,8 +14,10 @@ from datetime import date, timedelta
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from feedback_assets.gold_steps import VELOCITY_TABLE
-from resources.table_store import TableStore, days_in
+
+from feedback_assets import tables
+from feedback_assets.window import days_in
+from resources.table_store import TableStore
 
 HISTORY_DAYS = 42
 MAX_TITLE_CHARS = 80
@@ -32,7 +34,7 @@ class SeriesDay:
 
 def read_velocity_history(store: TableStore, first: date, last: date) -> pa.Table | None:
     """Velocity rows from `HISTORY_DAYS` before `first` through `last`: every chart of those days, read once."""
-    return store.read_days(VELOCITY_TABLE, days_in(first - timedelta(days=HISTORY_DAYS - 1), last))
+    return store.read_days(tables.COMPLAINT_VELOCITY, days_in(first - timedelta(days=HISTORY_DAYS - 1), last))
 
 
 def series_history(velocity: pa.Table | None, series_key: str, day: date, days: int = HISTORY_DAYS) -> list[SeriesDay]:

@@ -17,14 +17,16 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from feedback_assets import tables
 from feedback_assets.alerts.chart import read_velocity_history, series_history, velocity_chart_png
 from feedback_assets.alerts.model import Alert
-from feedback_assets.enrichment.step import CLASSIFICATIONS_TABLE
+
 from feedback_assets.enrichment.taxonomy import load_taxonomy
-from feedback_assets.gold_steps import METRICS_TABLE, PRIORITIES_TABLE
-from feedback_assets.theming.schema import THEMES_TABLE
+
+
 from resources.settings import settings
-from resources.table_store import LocalParquetTableStore, days_in
+from feedback_assets.window import days_in
+from resources.table_store import TableStore
 
 MAX_QUOTES = 3
 QUOTE_CHARS = 280
@@ -68,16 +70,16 @@ def support_macro(label: str, domain: str, subject: str, sla_days: int, macros: 
     return " ".join(template.split()).format(subject=subject, sla_days=int(sla_days))
 
 
-def _frame(store: LocalParquetTableStore, table: str, days: list[date]) -> pd.DataFrame:
+def _frame(store: TableStore, table: str, days: list[date]) -> pd.DataFrame:
     """The table's rows on `days`, with feedback_date."""
     rows = store.read_days(table, days)
     return rows.to_pandas() if rows is not None else pd.DataFrame()
 
 
-def series_items(store: LocalParquetTableStore, label: str, dimension: str, value: str, days: list[date]) -> pd.DataFrame:
+def series_items(store: TableStore, label: str, dimension: str, value: str, days: list[date]) -> pd.DataFrame:
     """The issues of one series over `days`: one row per item with its quote, keys and review flag."""
-    classified = _frame(store, CLASSIFICATIONS_TABLE, days)
-    silver = _frame(store, "silver.silver_feedback", days)
+    classified = _frame(store, tables.FEEDBACK_CLASSIFICATIONS, days)
+    silver = _frame(store, tables.SILVER_FEEDBACK, days)
     if classified.empty or silver.empty:
         return pd.DataFrame()
     rows = []
@@ -116,7 +118,7 @@ def pick_quotes(items: pd.DataFrame, day: date, limit: int = MAX_QUOTES) -> tupl
     return tuple(quotes)
 
 
-def build_alert(store: LocalParquetTableStore, series_key: str, day: date, context: AlertContext) -> Alert:
+def build_alert(store: TableStore, series_key: str, day: date, context: AlertContext) -> Alert:
     """The alert for one series on one day, from the velocity row and the week's evidence."""
     history = read_velocity_history(store, day, day)  # the chart's 42 days, the alert's own row among them
     velocity = history.to_pandas() if history is not None else pd.DataFrame()
@@ -128,7 +130,7 @@ def build_alert(store: LocalParquetTableStore, series_key: str, day: date, conte
     week = days_in(day - timedelta(days=6), day)
     items = series_items(store, row["label"], row["dimension"], row["value"], week)
     label = load_taxonomy().labels[row["label"]]
-    daily = _frame(store, METRICS_TABLE, week)
+    daily = _frame(store, tables.ISSUE_DAILY_METRICS, week)
     if not daily.empty:
         daily = daily[(daily["label"] == row["label"]) & (daily["dimension"] == row["dimension"]) & (daily["value"] == row["value"])]
     by_day = dict(zip(daily.get("feedback_date", []), daily.get("complaints", []), strict=True))
@@ -150,11 +152,11 @@ def build_alert(store: LocalParquetTableStore, series_key: str, day: date, conte
     )
 
 
-def _subject(store: LocalParquetTableStore, dimension: str, value: str, day: date) -> str:
+def _subject(store: TableStore, dimension: str, value: str, day: date) -> str:
     """How a customer reply names what the alert is about: the product name for a SKU; every value sanitised."""
     safe = customer_safe(value, "")
     if dimension == "sku":
-        catalog = _frame(store, "silver.sku_catalog", [day])
+        catalog = _frame(store, tables.SKU_CATALOG, [day])
         names = dict(zip(catalog["sku"], catalog["name"], strict=True)) if not catalog.empty else {}
         name = customer_safe(names.get(value), "")
         return f"{name} ({safe})" if name and safe else name or safe or "this item"
@@ -175,9 +177,9 @@ def _prompt_version(items: pd.DataFrame) -> str:
     return Counter(items["prompt_version"]).most_common(1)[0][0] if not items.empty else "unknown"
 
 
-def _priority(store: LocalParquetTableStore, label: str, items: pd.DataFrame, day: date) -> float:
+def _priority(store: TableStore, label: str, items: pd.DataFrame, day: date) -> float:
     """The highest priority among the (label, SKU, region) issues the series' complaints fall into."""
-    priorities = _frame(store, PRIORITIES_TABLE, [day])
+    priorities = _frame(store, tables.ISSUE_PRIORITIES, [day])
     if priorities.empty or items.empty:
         return 0.0
     keys = set(zip(items["sku"], items["region"], strict=True))
@@ -187,17 +189,17 @@ def _priority(store: LocalParquetTableStore, label: str, items: pd.DataFrame, da
     return float(mine["priority_score"].max()) if not mine.empty else 0.0
 
 
-def _revenue_at_risk(store: LocalParquetTableStore, items: pd.DataFrame, day: date) -> float:
+def _revenue_at_risk(store: TableStore, items: pd.DataFrame, day: date) -> float:
     """The week's complaints priced at their SKU's list price (as issue_priorities prices them)."""
-    catalog = _frame(store, "silver.sku_catalog", [day])
+    catalog = _frame(store, tables.SKU_CATALOG, [day])
     if catalog.empty or items.empty:
         return 0.0
     prices = dict(zip(catalog["sku"], catalog["price"], strict=True))
     return round(float(sum(prices.get(sku) or 0.0 for sku in items["sku"])), 2)
 
 
-def _themes(store: LocalParquetTableStore, items: pd.DataFrame, days: list[date], limit: int = 3) -> tuple[str, ...]:
-    themes = _frame(store, THEMES_TABLE, days)
+def _themes(store: TableStore, items: pd.DataFrame, days: list[date], limit: int = 3) -> tuple[str, ...]:
+    themes = _frame(store, tables.FEEDBACK_THEMES, days)
     if themes.empty or items.empty or "theme_name" not in themes:
         return ()
     mine = themes[themes["feedback_id"].isin(set(items["feedback_id"])) & themes["theme_name"].notna()]

@@ -11,12 +11,11 @@ from dataclasses import asdict, dataclass, fields
 from datetime import UTC, date, datetime
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from feedback_assets import tables
 from feedback_assets.alerts.model import breach_key_of, short_hash
-from resources.table_store import LocalParquetTableStore
+from resources.table_store import TableStore
 
-LEDGER_TABLE = "alerting.dispatch_ledger"
 
 PENDING, CREATED, POSTED, RECORDED = "pending", "created", "posted", "recorded"
 
@@ -43,7 +42,7 @@ class LedgerEntry:
     updated_at: str | None = None
 
 
-_SCHEMA = pa.schema([
+LEDGER_SCHEMA = pa.schema([
     ("breach_key", pa.string()), ("series_key", pa.string()), ("alert_day", pa.date32()), ("status", pa.string()),
     ("attempts", pa.int64()), ("create_attempted_at", pa.float64()), ("ticket_key", pa.string()), ("ticket_url", pa.string()),
     ("ticket_action", pa.string()), ("slack_channel", pa.string()), ("post_attempted_at", pa.float64()),
@@ -55,17 +54,17 @@ _SCHEMA = pa.schema([
 class DispatchLedger:
     """Reads and writes ledger rows through the table store (one part file per breach key)."""
 
-    def __init__(self, store: LocalParquetTableStore):
+    def __init__(self, store: TableStore):
         self.store = store
 
     def get(self, breach_key: str) -> LedgerEntry | None:
-        path = self.store.location(LEDGER_TABLE) / f"{_part_name(breach_key)}.parquet"
-        return _entries(pq.read_table(path))[0] if path.exists() else None
+        part = self.store.read_part(tables.DISPATCH_LEDGER, None, _part_name(breach_key))
+        return _entries(part)[0] if part is not None else None
 
     def put(self, entry: LedgerEntry) -> LedgerEntry:
         entry.updated_at = datetime.now(UTC).isoformat(timespec="seconds")
-        row = pa.Table.from_pylist([asdict(entry)], schema=_SCHEMA)
-        self.store.write_part(LEDGER_TABLE, None, _part_name(entry.breach_key), row)
+        row = pa.Table.from_pylist([asdict(entry)], schema=LEDGER_SCHEMA)
+        self.store.write_part(tables.DISPATCH_LEDGER, None, _part_name(entry.breach_key), row)
         return entry
 
     def record(self, series_key: str, day: date, run_id: str, reason: str) -> LedgerEntry:
@@ -77,7 +76,7 @@ class DispatchLedger:
         return self.put(LedgerEntry(breach_key, series_key, day, RECORDED, run_id=run_id, note=reason))
 
     def entries(self) -> list[LedgerEntry]:
-        table = self.store.read_parts(LEDGER_TABLE)
+        table = self.store.read_parts(tables.DISPATCH_LEDGER)
         return [] if table is None else sorted(_entries(table), key=lambda e: (e.alert_day, e.breach_key))
 
     def thread_of(self, ticket_key: str) -> tuple[str, str] | None:

@@ -6,9 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from feedback_assets import tables
 from feedback_assets.alerts.model import breach_key_of
-from feedback_assets.gold_steps import VELOCITY_TABLE
-from resources.table_store import LocalParquetTableStore
+
+from resources.table_store import TableStore
 
 
 @dataclass(frozen=True)
@@ -22,15 +23,15 @@ class PlannedAlert:
         return breach_key_of(self.series_key, self.day)
 
 
-def alerting_series(store: LocalParquetTableStore, day: date) -> list[str]:
+def alerting_series(store: TableStore, day: date) -> list[str]:
     """The series whose velocity row alerts on `day`."""
-    table = store.read_parts(VELOCITY_TABLE, [day])
+    table = store.read_parts(tables.COMPLAINT_VELOCITY, [day])
     if table is None:
         return []
     return sorted(row["series_key"] for row in table.select(["series_key", "alert"]).to_pylist() if row["alert"])
 
 
-def plan_alerts(store: LocalParquetTableStore, computed_on: Mapping[date, date], window_days: int) -> list[PlannedAlert]:
+def plan_alerts(store: TableStore, computed_on: Mapping[date, date], window_days: int) -> list[PlannedAlert]:
     """The alerts of each day, paged when the day was within the window of the date its velocity was computed.
 
     Judging by the computation date rather than the sensor's clock means a backfill of old days is

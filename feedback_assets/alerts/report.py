@@ -6,7 +6,6 @@ from collections import Counter
 from collections.abc import Sequence
 
 from feedback_assets.alerts.model import DispatchOutcome, SlackSink, TicketSink
-from feedback_assets.sample_data.incidents import IncidentScore
 
 
 def render_alerts(outcomes: Sequence[DispatchOutcome], tickets: TicketSink, slack: SlackSink) -> str:
@@ -35,18 +34,4 @@ def render_alerts(outcomes: Sequence[DispatchOutcome], tickets: TicketSink, slac
     else:
         lines.append(f"\nSlack messages ({slack.name}):")
         lines += [f"  {o.post.channel} ts={o.post.ts}" for o in outcomes if o.post]
-    return "\n".join(lines)
-
-
-def render_incident_check(score: IncidentScore) -> str:
-    """How the alerts compare with the sample's planted incidents (the demo's answer key)."""
-    lines = ["\nPlanted incidents (sample manifest):"]
-    for incident, delay in score.detection_delay.items():
-        first = score.matched[incident][0] if score.matched[incident] else None
-        found = f"alerted {delay} day(s) after onset: {first.label} on {first.dimension}={first.value}" if first else "MISSED"
-        lines.append(f"  {incident:<22} {found}")
-    lines.append(f"  {len(score.side_effect_alerts)} more alert(s) were the same incidents seen on other values or labels; "
-                 f"{len(score.false_alerts)} came from the steady background "
-                 f"({score.false_alerts_per_100_series_weeks:.2f} per 100 series-weeks watched)")
-    lines += [f"    background: {a.day} {a.label} on {a.dimension}={a.value}" for a in score.false_alerts]
     return "\n".join(lines)

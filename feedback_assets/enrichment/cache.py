@@ -12,19 +12,19 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 
-from resources.table_store import LocalParquetTableStore
+from feedback_assets import tables
+from resources.table_store import TableStore
 
-CACHE_TABLE = "enrichment.classification_cache"
 CACHE_SCHEMA = pa.schema([("content_hash", pa.string()), ("prompt_version", pa.string()), ("model", pa.string()),
                           ("result", pa.string()), ("cached_at", pa.timestamp("us", tz="UTC"))])
 
 
 class ClassificationCache:
-    def __init__(self, store: LocalParquetTableStore, prompt_version: str, model: str):
+    def __init__(self, store: TableStore, prompt_version: str, model: str):
         self.store, self.prompt_version, self.model = store, prompt_version, model
 
-    def _folder(self) -> str:
-        return f"{CACHE_TABLE}_{self.prompt_version}"
+    def _folder(self) -> tables.Table:
+        return tables.CLASSIFICATION_CACHE.variant(self.prompt_version)
 
     def lookup(self, content_hashes: set[str]) -> dict[str, dict]:
         table = self.store.read_parts(self._folder())

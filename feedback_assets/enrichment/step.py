@@ -10,16 +10,14 @@ from datetime import date, timedelta
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from feedback_assets import tables
 from feedback_assets.enrichment.cache import ClassificationCache
 from feedback_assets.enrichment.entities import EntityCatalog
 from feedback_assets.enrichment.llm import Usage
 from feedback_assets.enrichment.models import FeedbackItem
-from feedback_assets.schemas import FEEDBACK_CLASSIFICATIONS, ORDERS, SILVER_FEEDBACK, SKU_CATALOG
+from feedback_assets.schemas import FEEDBACK_CLASSIFICATIONS
 from resources.table_store import TableStore
 
-CLASSIFICATIONS_TABLE = "enrichment.feedback_classifications"
-TRIAGE_TABLE = "enrichment.triage_queue"
-DEAD_LETTER_TABLE = "enrichment.classification_dead_letters"
 CHECKPOINT_EVERY = 1000
 
 
@@ -51,14 +49,14 @@ class EnrichmentReport:
 
 
 def entity_catalog(spark: SparkSession, store: TableStore, start: date, end: date) -> EntityCatalog:
-    skus = [r["sku"] for r in store.read(spark, "silver.sku_catalog", SKU_CATALOG, end, end).select("sku").distinct().collect()]
-    orders = store.read(spark, "silver.orders", ORDERS, start, end).select("region", "carrier").distinct().collect()
+    skus = [r["sku"] for r in store.read(spark, tables.SKU_CATALOG, end, end).select("sku").distinct().collect()]
+    orders = store.read(spark, tables.ORDERS, start, end).select("region", "carrier").distinct().collect()
     return EntityCatalog.from_values(skus, [r["region"] for r in orders], [r["carrier"] for r in orders])
 
 
 def run_enrichment(spark: SparkSession, store: TableStore, start: date, end: date, backend: Backend,
                    run_id: str, log: Callable[[str], None] = lambda _: None) -> EnrichmentReport:
-    silver = store.read(spark, "silver.silver_feedback", SILVER_FEEDBACK, start, end).select(
+    silver = store.read(spark, tables.SILVER_FEEDBACK, start, end).select(
         "feedback_id", "content_hash", "text_clean", "rating", "channel", "sku", "region", "feedback_date").collect()
     by_hash: dict[str, FeedbackItem] = {}
     for row in silver:
@@ -90,9 +88,9 @@ def run_enrichment(spark: SparkSession, store: TableStore, start: date, end: dat
         })
     frame = spark.createDataFrame(rows, FEEDBACK_CLASSIFICATIONS) if rows else spark.createDataFrame([], FEEDBACK_CLASSIFICATIONS)
     classified = frame.where(F.col("error").isNull())
-    store.overwrite_partitions(classified, CLASSIFICATIONS_TABLE, start, end)
-    store.overwrite_partitions(classified.where("needs_review"), TRIAGE_TABLE, start, end)
-    store.overwrite_partitions(frame.where(F.col("error").isNotNull()), DEAD_LETTER_TABLE, start, end)
+    store.overwrite_partitions(classified, tables.FEEDBACK_CLASSIFICATIONS, start, end)
+    store.overwrite_partitions(classified.where("needs_review"), tables.TRIAGE_QUEUE, start, end)
+    store.overwrite_partitions(frame.where(F.col("error").isNotNull()), tables.CLASSIFICATION_DEAD_LETTERS, start, end)
     good = [r for r in rows if not r["error"]]
     return EnrichmentReport(
         silver_items=len(silver), distinct_texts=len(by_hash), cache_hits=sum(r["cache_hit"] for r in rows),
@@ -107,7 +105,7 @@ def run_enrichment(spark: SparkSession, store: TableStore, start: date, end: dat
 
 def label_shift(spark: SparkSession, store: TableStore, start: date, current: Counter, trailing_days: int = 28) -> float | None:
     """Total-variation distance between this window's label mix and the trailing window's (None without history)."""
-    history = store.read(spark, CLASSIFICATIONS_TABLE, FEEDBACK_CLASSIFICATIONS, start - timedelta(days=trailing_days),
+    history = store.read(spark, tables.FEEDBACK_CLASSIFICATIONS, start - timedelta(days=trailing_days),
                          start - timedelta(days=1))
     baseline = Counter({r["primary_label"]: r["count"] for r in history.groupBy("primary_label").count().collect()})
     if not baseline or not current:

@@ -33,7 +33,3 @@ def contract_columns(contract: Contract) -> list[str]:
 
 def landed_arrow_schema(contract: Contract) -> pa.Schema:
     return pa.schema([(c, pa.string()) for c in contract_columns(contract)] + META_COLUMNS)
-
-
-def landed_table(contract: Contract, channel: str | None) -> str:
-    return f"landed.{channel}" if contract == Contract.feedback else f"landed.{contract.value}"

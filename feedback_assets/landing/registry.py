@@ -31,9 +31,9 @@ from enum import StrEnum
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from feedback_assets.landing.contract import contract_columns, landed_arrow_schema, landed_table
+from feedback_assets import tables
+from feedback_assets.landing.contract import contract_columns, landed_arrow_schema
 from feedback_assets.landing.mapping import (
     Contract,
     LandingMapping,
@@ -55,7 +55,6 @@ from feedback_assets.landing.parse import (
 from resources.file_lock import exclusive_lock
 from resources.table_store import TableStore
 
-LEDGER_TABLE = "ops.landing_ledger"
 MAPPING_FILE = "_mapping.yaml"
 DEFAULT_SETTLE_SECONDS = 30
 ERROR_CHARS = 600
@@ -150,11 +149,11 @@ class LandingRegistry:
         return exclusive_lock(self.landing_dir / ".registry.lock")
 
     def ledger(self) -> list[dict]:
-        table = self.store.read_parts(LEDGER_TABLE)
+        table = self.store.read_parts(tables.LANDING_LEDGER)
         return [] if table is None else table.to_pylist()
 
     def _ledger_entry(self, sha256: str) -> dict | None:
-        part = self.store.read_part(LEDGER_TABLE, None, sha256)
+        part = self.store.read_part(tables.LANDING_LEDGER, None, sha256)
         return part.to_pylist()[0] if part is not None and part.num_rows else None
 
     def _ledger_name(self, path: Path) -> str:
@@ -277,7 +276,7 @@ class LandingRegistry:
                                                      *(date.fromisoformat(d) for d in json.loads(entry["days"]))})
             self._record(registration, mapping, key, ingest_run_id, now, path)
             if replaces and replaces["sha256"] != sha256:
-                self.store.write_part(LEDGER_TABLE, None, replaces["sha256"], pa.Table.from_pylist(
+                self.store.write_part(tables.LANDING_LEDGER, None, replaces["sha256"], pa.Table.from_pylist(
                     [{**replaces, "status": Status.superseded.value, "superseded_by": sha256}]))
             return registration
 
@@ -302,12 +301,12 @@ class LandingRegistry:
                        source_file=source_file)
             by_day[row.pop("_day")].append(row)
         schema = landed_arrow_schema(mapping.contract)
-        table = landed_table(mapping.contract, mapping.channel)
+        table = tables.landed(mapping.contract, mapping.channel)
         # Every table is built before anything is written, so a file that cannot be converted leaves nothing behind.
-        tables = {day: pa.Table.from_pylist(day_rows, schema=schema) for day, day_rows in sorted(by_day.items())}
+        parts = {day: pa.Table.from_pylist(day_rows, schema=schema) for day, day_rows in sorted(by_day.items())}
         written: list[tuple[str, date]] = []
         try:
-            for day, rows_of_day in tables.items():
+            for day, rows_of_day in parts.items():
                 self.store.write_part(table, day, sha256[:24], rows_of_day)
                 written.append((table, day))
         except BaseException:
@@ -323,7 +322,7 @@ class LandingRegistry:
 
     def _retract(self, entry: dict, keep: set[tuple[str, date]]) -> None:
         """Removes the parts a registered file wrote, except those in `keep` (just rewritten under the same name)."""
-        table = landed_table(Contract(entry["contract"]), entry["channel"])
+        table = tables.landed(Contract(entry["contract"]), entry["channel"])
         for day in (date.fromisoformat(d) for d in json.loads(entry["days"])):
             if (table, day) not in keep:
                 self.store.delete_part(table, day, entry["sha256"][:24])
@@ -346,7 +345,7 @@ class LandingRegistry:
             "landing_key": key, "size_bytes": size, "mtime_ns": mtime_ns, "superseded_by": None,
             "registered_at": now, "ingest_run_id": ingest_run_id,
         }
-        self.store.write_part(LEDGER_TABLE, None, registration.sha256, pa.Table.from_pylist([entry], schema=LEDGER_SCHEMA))
+        self.store.write_part(tables.LANDING_LEDGER, None, registration.sha256, pa.Table.from_pylist([entry], schema=LEDGER_SCHEMA))
 
 
 LEDGER_SCHEMA = pa.schema([

@@ -13,8 +13,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from feedback_assets.gold_steps import VELOCITY_TABLE
-from resources.table_store import LocalParquetTableStore
+
+from feedback_assets import tables
+from resources.table_store import TableStore
 
 # Complaints about an incident keep arriving for a while after it is fixed.
 AFTERMATH_DAYS = 7
@@ -83,11 +84,11 @@ def score_alerts(manifest: Mapping, alerts: Iterable[FiredAlert], series_weeks: 
     return IncidentScore(delays, false_alerts, side_effects, series_weeks, matched)
 
 
-def fired_alerts(store: LocalParquetTableStore) -> tuple[list[FiredAlert], float]:
+def fired_alerts(store: TableStore) -> tuple[list[FiredAlert], float]:
     """The alerts complaint_velocity fired, and the series-weeks it watched after the warm-up."""
     alerts, watched, assessed_days = [], set(), 0
-    for day in store.partition_days(VELOCITY_TABLE):
-        rows = store.read_parts(VELOCITY_TABLE, [day]).select(["label", "dimension", "value", "alert", "status"]).to_pylist()
+    for day in store.partition_days(tables.COMPLAINT_VELOCITY):
+        rows = store.read_parts(tables.COMPLAINT_VELOCITY, [day]).select(["label", "dimension", "value", "alert", "status"]).to_pylist()
         assessed_days += any(row["status"] != "warming_up" for row in rows)
         for row in rows:
             if row["status"] not in ("warming_up", "not_alerting"):
@@ -95,3 +96,17 @@ def fired_alerts(store: LocalParquetTableStore) -> tuple[list[FiredAlert], float
             if row["alert"]:
                 alerts.append(FiredAlert(day, row["label"], row["dimension"], row["value"]))
     return alerts, len(watched) * assessed_days / 7
+
+
+def render_incident_check(score: IncidentScore) -> str:
+    """How the alerts compare with the sample's planted incidents (the demo's answer key)."""
+    lines = ["\nPlanted incidents (sample manifest):"]
+    for incident, delay in score.detection_delay.items():
+        first = score.matched[incident][0] if score.matched[incident] else None
+        found = f"alerted {delay} day(s) after onset: {first.label} on {first.dimension}={first.value}" if first else "MISSED"
+        lines.append(f"  {incident:<22} {found}")
+    lines.append(f"  {len(score.side_effect_alerts)} more alert(s) were the same incidents seen on other values or labels; "
+                 f"{len(score.false_alerts)} came from the steady background "
+                 f"({score.false_alerts_per_100_series_weeks:.2f} per 100 series-weeks watched)")
+    lines += [f"    background: {a.day} {a.label} on {a.dimension}={a.value}" for a in score.false_alerts]
+    return "\n".join(lines)

@@ -15,10 +15,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from feedback_assets import tables
 from feedback_assets.theming.embeddings import Embedder
-from feedback_assets.theming.store import PartStore, model_slug
+from feedback_assets.theming.store import model_slug
+from resources.table_store import TableStore
 
-CACHE_TABLE = "enrichment.embedding_cache"
 CHECKPOINT_EVERY = 2000
 CACHE_SCHEMA = pa.schema([("text_hash", pa.string()), ("model", pa.string()), ("vector", pa.list_(pa.float32())),
                           ("cached_at", pa.timestamp("us", tz="UTC"))])
@@ -32,9 +33,9 @@ class Embedded:
 
 
 class EmbeddingCache:
-    def __init__(self, store: PartStore, model: str):
+    def __init__(self, store: TableStore, model: str):
         self.store, self.model = store, model
-        self.table = f"{CACHE_TABLE}_{model_slug(model)}"
+        self.table = tables.EMBEDDING_CACHE.variant(model_slug(model))
 
     def lookup(self, hashes: set[str]) -> dict[str, np.ndarray]:
         """Cached vectors of the given text hashes."""

@@ -19,9 +19,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from feedback_assets.theming.store import PartStore, model_slug
+from feedback_assets import tables
+from feedback_assets.theming.store import model_slug
+from resources.table_store import TableStore
 
-REGISTRY_TABLE = "gold.theme_registry"
 REGISTRY_SCHEMA = pa.schema([
     ("theme_id", pa.string()), ("embedding_model", pa.string()), ("label", pa.string()), ("group_key", pa.string()),
     ("name", pa.string()), ("keywords", pa.list_(pa.string())), ("centroid", pa.list_(pa.float32())),
@@ -55,12 +56,12 @@ def theme_id(label: str, group_key: str, embedding_model: str, member_ids: Itera
 
 
 class ThemeRegistry:
-    def __init__(self, store: PartStore, embedding_model: str):
+    def __init__(self, store: TableStore, embedding_model: str):
         self.store, self.embedding_model = store, embedding_model
 
     def founded_before(self, day: date) -> list[Theme]:
         """The model's themes founded before `day`, ordered by founding day and id."""
-        table = self.store.read_parts(REGISTRY_TABLE)
+        table = self.store.read_parts(tables.THEME_REGISTRY)
         if table is None:
             return []
         table = table.filter(pc.and_(pc.equal(table["embedding_model"], self.embedding_model),
@@ -81,5 +82,5 @@ class ThemeRegistry:
                      "centroid": t.centroid.astype(np.float32).tolist(), "member_ids": list(t.member_ids),
                      "examples": list(t.examples), "size": t.size, "created_date": t.created_date}
                     for t in sorted(founded, key=lambda t: t.theme_id)]
-            self.store.write_part(REGISTRY_TABLE, None, f"{model_slug(self.embedding_model)}-{day.isoformat()}",
+            self.store.write_part(tables.THEME_REGISTRY, None, f"{model_slug(self.embedding_model)}-{day.isoformat()}",
                                   pa.Table.from_pylist(rows, schema=REGISTRY_SCHEMA))

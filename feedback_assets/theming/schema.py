@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pyspark.sql import types as T
 
-THEMES_TABLE = "gold.feedback_themes"
 
 FEEDBACK_THEMES = T.StructType(
     [

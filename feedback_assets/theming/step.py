@@ -11,16 +11,17 @@ from itertools import groupby
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from feedback_assets.enrichment.step import CLASSIFICATIONS_TABLE
-from feedback_assets.schemas import FEEDBACK_CLASSIFICATIONS, SKU_CATALOG
+
+from feedback_assets import tables
 from feedback_assets.theming.cache import EmbeddingCache, embed_with_cache
 from feedback_assets.theming.clustering import ClusterParams
 from feedback_assets.theming.embeddings import Embedder
 from feedback_assets.theming.items import ComplaintItem, complaint_items
 from feedback_assets.theming.registry import ThemeRegistry
-from feedback_assets.theming.schema import FEEDBACK_THEMES, THEMES_TABLE
+from feedback_assets.theming.schema import FEEDBACK_THEMES
 from feedback_assets.theming.themer import Placement, Themer
-from resources.table_store import LocalParquetTableStore, days_in
+from feedback_assets.window import days_in
+from resources.table_store import TableStore
 
 TOP_THEMES = 10
 
@@ -42,15 +43,15 @@ class ThemesReport:
         return self.outliers / self.complaint_items if self.complaint_items else 0.0
 
 
-def run_themes(spark: SparkSession, store: LocalParquetTableStore, start: date, end: date, embedder: Embedder,
+def run_themes(spark: SparkSession, store: TableStore, start: date, end: date, embedder: Embedder,
                params: ClusterParams, run_id: str, products_by: str = "category",
                log: Callable[[str], None] = lambda _: None) -> ThemesReport:
     """Themes the window's complaints day by day, writes their rows and refounds the window's themes in the registry."""
     classified = [row.asDict(recursive=True) for row in store.read(
-        spark, CLASSIFICATIONS_TABLE, FEEDBACK_CLASSIFICATIONS, start, end).select(
+        spark, tables.FEEDBACK_CLASSIFICATIONS, start, end).select(
         "feedback_id", "feedback_date", "primary_label", "domain", "labels", "entities").collect()]
     categories = {r["sku"]: r["category"] for r in
-                  store.read(spark, "silver.sku_catalog", SKU_CATALOG, end, end).select("sku", "category").collect()}
+                  store.read(spark, tables.SKU_CATALOG, end, end).select("sku", "category").collect()}
     items = complaint_items(classified, categories, products_by)
     registry = ThemeRegistry(store, embedder.name)
     known = registry.founded_before(start)
@@ -64,7 +65,7 @@ def run_themes(spark: SparkSession, store: LocalParquetTableStore, start: date, 
     outliers = sum(p.theme is None for p in placements)
     log(f"{len(items)} complaints: {outliers} outliers, {len(themer.founded)} new themes")
     rows = [_row(p, embedder.name, run_id) for p in placements]
-    store.overwrite_partitions(spark.createDataFrame(rows, FEEDBACK_THEMES), THEMES_TABLE, start, end)
+    store.overwrite_partitions(spark.createDataFrame(rows, FEEDBACK_THEMES), tables.FEEDBACK_THEMES, start, end)
     registry.replace_days(days_in(start, end), themer.founded)
     return ThemesReport(
         classified_items=len(classified), complaint_items=len(items),
@@ -74,10 +75,10 @@ def run_themes(spark: SparkSession, store: LocalParquetTableStore, start: date, 
     )
 
 
-def recent_outliers(spark: SparkSession, store: LocalParquetTableStore, start: date, days: int,
+def recent_outliers(spark: SparkSession, store: TableStore, start: date, days: int,
                     embedding_model: str) -> list[ComplaintItem]:
     """Outlier rows of the `days` before the window: they may still found a theme with the window's items."""
-    recent = store.read(spark, THEMES_TABLE, FEEDBACK_THEMES, start - timedelta(days=days), start - timedelta(days=1))
+    recent = store.read(spark, tables.FEEDBACK_THEMES, start - timedelta(days=days), start - timedelta(days=1))
     rows = recent.where(F.col("theme_id").isNull() & (F.col("embedding_model") == embedding_model)).collect()
     return [ComplaintItem(r["feedback_id"], r["feedback_date"], r["label"], r["group_key"], r["sku"], r["category"],
                           r["theme_text"]) for r in rows]

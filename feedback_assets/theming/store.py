@@ -1,19 +1,8 @@
-"""What the theming tables need from the table store: named part files, read back without Spark."""
+"""How theming names what it stores: a file- and table-name-safe spelling of a model."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from datetime import date
-from typing import Protocol
-
-import pyarrow as pa
-
-
-class PartStore(Protocol):
-    def write_part(self, table: str, day: date | None, part_name: str, rows: pa.Table) -> None: ...
-
-    def read_parts(self, table: str, days: Iterable[date] | None = None) -> pa.Table | None: ...
 
 
 def model_slug(model: str) -> str:

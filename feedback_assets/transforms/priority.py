@@ -14,7 +14,6 @@ from pathlib import Path
 
 import yaml
 
-from resources.settings import settings
 
 COMPONENTS = ("volume", "velocity", "severity", "churn_intent", "revenue_share", "refund_return", "customer_value",
               "confidence")
@@ -57,8 +56,8 @@ def parse_priority(raw: bytes) -> PriorityConfig:
 
 
 @cache
-def load_priority(path: Path | None = None) -> PriorityConfig:
-    return parse_priority((path or settings().config_dir / "priority.yaml").read_bytes())
+def load_priority(path: Path) -> PriorityConfig:
+    return parse_priority(path.read_bytes())
 
 
 def _clip(value: float) -> float:

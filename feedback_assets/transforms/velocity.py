@@ -1,6 +1,6 @@
 """Complaint velocity: today's count against its moving averages, with a Poisson test and breach rules.
 
-Pure functions (DESIGN §10) that the gold assets and the alert sensor build on: a series breaches
+Pure functions that the gold assets and the alert sensor build on: a series breaches
 when count ≥ min_count AND lift ≥ min_lift AND the Poisson upper-tail p-value < alpha (after a
 warm-up of `min_history_days` with data), and a breach alerts only when the previous alert for the
 same series is older than the cooldown.
