@@ -64,6 +64,7 @@ def sensor_tick_times(days: int, series: int) -> tuple[float, float, int]:
     from feedback_assets import tables
     from resources.settings import read_settings
     from resources.slack import SlackNotifierResource
+    from resources.compute import LocalStepRunner
     from resources.spark import local_spark_resource
     from resources.table_store import LocalParquetTableStore
     from resources.tickets import TicketsResource
@@ -86,7 +87,7 @@ def sensor_tick_times(days: int, series: int) -> tuple[float, float, int]:
                                  "mean_sentiment": -0.3, "mean_confidence": 0.8, "orders": 400,
                                  "complaints_per_1k_orders": complaints * 2.5})
             store.write_part(tables.ISSUE_DAILY_METRICS, day, "part-0", pa.Table.from_pylist(rows))
-        resources = {"pyspark": local_spark_resource(read_settings()), "table_store": store,
+        resources = {"step_runner": LocalStepRunner(pyspark=local_spark_resource(read_settings())), "table_store": store,
                      "tickets": TicketsResource(ticket_dir=f"{tmp}/tickets"),
                      "slack": SlackNotifierResource(outbox_path=f"{tmp}/outbox.jsonl")}
         definitions = dg.Definitions(assets=[complaint_velocity], jobs=[dispatch_alerts_job],

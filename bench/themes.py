@@ -26,6 +26,7 @@ from feedback_assets.themes import feedback_themes
 from feedback_assets.theming.embeddings import LocalEmbedder
 
 from resources.settings import read_settings
+from resources.compute import LocalStepRunner
 from resources.spark import local_spark_resource
 from resources.table_store import LocalParquetTableStore
 from resources.themes import ThemesResource
@@ -43,7 +44,7 @@ def main() -> None:
         config = replace(read_settings(), feedback_home=Path(home))
         store = LocalParquetTableStore(root=str(config.warehouse_dir))
         days = store.partition_days(tables.FEEDBACK_CLASSIFICATIONS)
-        resources = {"pyspark": local_spark_resource(config), "table_store": store,
+        resources = {"step_runner": LocalStepRunner(pyspark=local_spark_resource(config)), "table_store": store,
                      "themes": ThemesResource(backend="local")}
         LocalEmbedder().embed(["load the model before timing"])
         for attempt in ("cold", "re-run"):

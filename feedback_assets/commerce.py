@@ -1,14 +1,11 @@
 """Silver commerce tables: orders, returns/refunds and the SKU catalog that weigh feedback by revenue."""
 
 import dagster as dg
-from dagster_pyspark import PySparkResource
 
 from feedback_assets.landing.mapping import Contract
 from feedback_assets.asset_defaults import DAILY_RANGED, SPARK_TABLE
-from feedback_assets.metadata import record_rows_per_day, window_metadata, window_of
-from feedback_assets.steps import COMMERCE_TABLES, run_commerce
+from resources.compute import StepRunner
 from resources.landing import LandingResource
-from resources.settings import settings
 from resources.table_store import TableStore
 
 COMMERCE_ASSETS = {
@@ -29,24 +26,9 @@ def build_commerce_asset(contract: Contract) -> dg.AssetsDefinition:
         **SPARK_TABLE,
         tags={"layer": "silver", "domain": "commerce"},
     )
-    def commerce_asset(
-        context: dg.AssetExecutionContext,
-        pyspark: PySparkResource,
-        table_store: dg.ResourceParam[TableStore],
-        landing: LandingResource,
-    ) -> dg.MaterializeResult:
-        window = window_of(context)
-        report = run_commerce(pyspark.spark_session, table_store, landing.registry(table_store), contract, window,
-                              context.run_id, settings().pseudonym_key)
-        if report.invalid_rows:
-            context.log.warning("%s: skipped unusable records %s", name, report.invalid_rows)
-        record_rows_per_day(context, table_store, COMMERCE_TABLES[contract], window)
-        return dg.MaterializeResult(
-            metadata={
-                **window_metadata(window, report.rows),
-                "unusable_records_by_reason": dg.MetadataValue.json(report.invalid_rows),
-            }
-        )
+    def commerce_asset(context: dg.AssetExecutionContext, step_runner: dg.ResourceParam[StepRunner],
+                       table_store: dg.ResourceParam[TableStore], landing: LandingResource):
+        yield from step_runner.run(context, name, table_store, landing=landing)
 
     return commerce_asset
 

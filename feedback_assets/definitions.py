@@ -19,7 +19,7 @@ from resources.enrichment import EnrichmentResource
 from resources.landing import LandingResource
 from resources.settings import Settings, settings
 from resources.slack import SlackNotifierResource
-from resources.spark import local_spark_resource
+from resources.compute import step_runner_for
 from resources.table_store import configured_table_store
 from resources.themes import ThemesResource, embedding_choice
 from resources.tickets import TicketsResource
@@ -42,7 +42,7 @@ def _secret(name: str) -> dg.EnvVar | None:
 def build_resources(config: Settings) -> dict[str, dg.ConfigurableResource]:
     table_store = configured_table_store(config)
     return {
-        "pyspark": local_spark_resource(config),
+        "step_runner": step_runner_for(config),
         "table_store": table_store,
         "landing": LandingResource(landing_dir=str(config.landing_dir), settle_seconds=config.landing_settle_seconds),
         "enrichment": EnrichmentResource(),
@@ -67,12 +67,16 @@ def with_shared_policy(assets: list[dg.AssetsDefinition], config: Settings) -> l
     kinds_by_key = {**{spec.key: enrichment_kinds(classifier) for spec in feedback_classifications.specs},
                     feedback_themes.key: enrichment_kinds(embedder)}
 
+    def where_tables_live(kinds: set[str]) -> set[str]:
+        """Spark tables say their format; every step says when it runs on Databricks."""
+        placed = (kinds - {"parquet"}) | {config.table_format} if "spark" in kinds else kinds
+        return placed | {"databricks"} if config.compute == "databricks" else placed
+
     def apply(spec: dg.AssetSpec) -> dg.AssetSpec:
         condition = daily_at(config.daily_run_hour_utc) if spec.key in roots else when_inputs_change()
         spec = spec.replace_attributes(automation_condition=condition)
-        if spec.key in kinds_by_key:
-            spec = spec.replace_attributes(kinds=kinds_by_key[spec.key])
-        return spec
+        kinds = kinds_by_key.get(spec.key, set(spec.kinds))
+        return spec.replace_attributes(kinds=where_tables_live(kinds))
 
     return list(dg.map_asset_specs(apply, assets))
 

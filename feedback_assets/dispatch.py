@@ -1,6 +1,5 @@
 """The dispatch_alerts job: one run per velocity breach opens (or comments on) a ticket and posts to Slack."""
 
-import os
 from datetime import date
 
 import dagster as dg
@@ -8,6 +7,7 @@ import dagster as dg
 from feedback_assets.alerts.dispatch import Dispatcher
 from feedback_assets.alerts.evidence import AlertContext, VelocityRowMissing, build_alert
 from feedback_assets.alerts.ledger import DispatchLedger
+from resources.settings import ui_base_url
 from resources.slack import SlackNotifierResource
 from resources.table_store import TableStore
 from resources.tickets import TicketsResource
@@ -19,11 +19,6 @@ class BreachConfig(dg.Config):
     series_key: str
     day: str
     velocity_run_id: str = ""
-
-
-def ui_base_url() -> str:
-    """Where tickets and asset metadata link to: the Dagster UI as people open it."""
-    return os.environ.get("DAGSTER_UI_URL", "http://127.0.0.1:3000")
 
 
 def alert_context(run_id: str) -> AlertContext:

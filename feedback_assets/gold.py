@@ -1,22 +1,14 @@
 """Gold assets: daily issue metrics, complaint velocity with breach flags, and commerce-weighted priorities."""
 
 import dagster as dg
-from dagster_pyspark import PySparkResource
 
-from feedback_assets import tables
 from feedback_assets.alerts.config import load_alerting
-from feedback_assets.alerts.chart import read_velocity_history
-from feedback_assets.alerts.raised import day_counts, raised_markdown
 from feedback_assets.asset_defaults import DAILY_BY_SIX_UTC, DAILY_RANGED
 from feedback_assets.classifications import CLASSIFICATIONS_KEY
-from feedback_assets.dispatch import ui_base_url
-from feedback_assets.gold_steps import (
-    run_issue_metrics, run_priorities, run_velocity,
-)
-from feedback_assets.metadata import markdown_table, record_rows_per_day, window_metadata, window_of
 from feedback_assets.silver import SILVER_FEEDBACK_KEY
 from feedback_assets.themes import feedback_themes
 from feedback_assets.transforms.priority import PriorityConfig, load_priority
+from resources.compute import StepRunner
 from resources.settings import settings
 from resources.table_store import TableStore
 
@@ -47,18 +39,10 @@ def _trailing(days: int) -> dg.TimeWindowPartitionMapping:
     deps=[CLASSIFICATIONS_KEY, SILVER_FEEDBACK_KEY, "orders"],
     **_GOLD,
 )
-def issue_daily_metrics(context: dg.AssetExecutionContext, pyspark: PySparkResource,
-                        table_store: dg.ResourceParam[TableStore]) -> dg.MaterializeResult:
+def issue_daily_metrics(context: dg.AssetExecutionContext, step_runner: dg.ResourceParam[StepRunner],
+                        table_store: dg.ResourceParam[TableStore]):
     """Complaints per day for every label on every SKU, region, channel, platform, app version and carrier, per 1k orders."""
-    window = window_of(context)
-    report = run_issue_metrics(pyspark.spark_session, table_store, window, load_alerting())
-    record_rows_per_day(context, table_store, tables.ISSUE_DAILY_METRICS, window)
-    return dg.MaterializeResult(metadata={
-        **window_metadata(window, report.rows),
-        "issues": dg.MetadataValue.int(report.issues),
-        "series": dg.MetadataValue.int(report.series),
-        "complaints_by_label": dg.MetadataValue.json(report.complaints_by_label),
-    })
+    yield from step_runner.run(context, "issue_daily_metrics", table_store)
 
 
 @dg.asset(
@@ -70,42 +54,10 @@ def issue_daily_metrics(context: dg.AssetExecutionContext, pyspark: PySparkResou
                                    description="Each metrics row of the window has exactly one velocity row.")],
     **_GOLD,
 )
-def complaint_velocity(context: dg.AssetExecutionContext, pyspark: PySparkResource,
+def complaint_velocity(context: dg.AssetExecutionContext, step_runner: dg.ResourceParam[StepRunner],
                        table_store: dg.ResourceParam[TableStore]):
     """How fast each complaint series is growing against its 7- and 28-day averages, and which ones breach and alert."""
-    window = window_of(context)
-    report = run_velocity(pyspark.spark_session, table_store, window, load_alerting())
-    _record_what_each_day_raised(context, table_store, window, report.alerts)
-    alerts = [{"day": a["feedback_date"].isoformat(), "series": a["series_key"], "complaints": a["complaints"],
-               "lift": round(a["lift"], 1), "p_value": f"{a['p_value']:.1e}"} for a in report.alerts]
-    yield dg.MaterializeResult(metadata={
-        **window_metadata(window, report.rows),
-        "breaches": dg.MetadataValue.int(report.breaches),
-        "alerts": dg.MetadataValue.int(len(report.alerts)),
-        "statuses": dg.MetadataValue.json(report.statuses),
-        "alerting_series": markdown_table(alerts[-20:]),
-    })
-    yield dg.AssetCheckResult(check_name="every_series_day_assessed", passed=report.metrics_rows == report.rows,
-                              metadata={"metrics_rows": report.metrics_rows, "velocity_rows": report.rows})
-
-
-def _record_what_each_day_raised(context: dg.AssetExecutionContext, store: TableStore, window,
-                                 alerts: list[dict]) -> None:
-    """Per partition: its own counts (for the Plots view) and, where it alerted, charts and links to the dispatch runs."""
-    ui = ui_base_url()
-    velocity = read_velocity_history(store, window.start, window.end)
-    for day, counts in day_counts(velocity, window.days).items():
-        of_day = [a for a in alerts if a["feedback_date"] == day]
-        metadata: dict[str, dg.MetadataValue] = {
-            "series_assessed": dg.MetadataValue.int(counts.series),
-            "breaches_on_day": dg.MetadataValue.int(counts.breaches),
-            "alerts_on_day": dg.MetadataValue.int(counts.alerts),
-        }
-        if len(window.days) > 1:
-            metadata["dagster/row_count"] = dg.MetadataValue.int(counts.series)
-        if of_day:
-            metadata["alerts_raised"] = dg.MetadataValue.md(raised_markdown(velocity, day, of_day, ui))
-        context.add_asset_metadata(metadata, partition_key=day.isoformat())
+    yield from step_runner.run(context, "complaint_velocity", table_store)
 
 
 @dg.asset(
@@ -116,23 +68,10 @@ def _record_what_each_day_raised(context: dg.AssetExecutionContext, store: Table
           dg.AssetDep("returns_refunds", partition_mapping=_trailing(_COMMERCE_DAYS)), "sku_catalog"],
     **_GOLD,
 )
-def issue_priorities(context: dg.AssetExecutionContext, pyspark: PySparkResource,
-                     table_store: dg.ResourceParam[TableStore]) -> dg.MaterializeResult:
+def issue_priorities(context: dg.AssetExecutionContext, step_runner: dg.ResourceParam[StepRunner],
+                     table_store: dg.ResourceParam[TableStore]):
     """A 0–100 priority for every (label, SKU, region) from volume, velocity, severity, churn, revenue, returns and customer value."""
-    window = window_of(context)
-    config = priority_config()
-    report = run_priorities(pyspark.spark_session, table_store, window, config)
-    record_rows_per_day(context, table_store, tables.ISSUE_PRIORITIES, window)
-    top = [{"label": r["label"], "sku": r["sku"], "region": r["region"], "score": r["priority_score"],
-            "complaints_7d": r["complaints_7d"], "revenue_at_risk": r["revenue_at_risk"],
-            "top_components": ", ".join(f"{k} {v:.2f}" for k, v in sorted(r["components"].items(), key=lambda kv: -kv[1])[:3])}
-           for r in report.top]
-    return dg.MaterializeResult(metadata={
-        **window_metadata(window, report.rows),
-        "weights_version": dg.MetadataValue.text(config.version),
-        "weights": dg.MetadataValue.json(config.weights),
-        "top_priorities_last_day": markdown_table(top),
-    })
+    yield from step_runner.run(context, "issue_priorities", table_store)
 
 
 gold_assets = [issue_daily_metrics, complaint_velocity, issue_priorities]

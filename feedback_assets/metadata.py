@@ -1,14 +1,17 @@
-"""Helpers that turn step reports into typed Dagster metadata (customer text escaped for markdown)."""
+"""Step reports as metadata the UI shows: window, row counts per day, markdown tables (customer text escaped).
+
+Builders return `outcomes.Meta` values, so they work the same in-process and on a cluster.
+"""
 
 from __future__ import annotations
 
 import html
 from collections.abc import Mapping, Sequence
-from datetime import date
 from typing import Any
 
-import dagster as dg
-
+from feedback_assets import outcomes
+from feedback_assets.outcomes import Meta, Metadata
+from feedback_assets.tables import Table
 from feedback_assets.window import DayWindow
 from resources.table_store import TableStore
 
@@ -24,23 +27,16 @@ def escape_markdown_cell(value: object, limit: int = 120) -> str:
     return html.escape(text, quote=False).translate(_MARKDOWN_SPECIAL)
 
 
-def markdown_table(rows: Sequence[Mapping[str, Any]]) -> dg.MarkdownMetadataValue:
+def markdown_table(rows: Sequence[Mapping[str, Any]]) -> Meta:
     if not rows:
-        return dg.MetadataValue.md("_no rows_")
+        return outcomes.markdown("_no rows_")
     columns = list(rows[0])
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(escape_markdown_cell(row[c]) for c in columns) + " |" for row in rows]
-    return dg.MetadataValue.md("\n".join(lines))
+    return outcomes.markdown("\n".join(lines))
 
 
-def window_of(context: dg.AssetExecutionContext) -> DayWindow:
-    """The days a (possibly ranged) partitioned run covers."""
-    time_window = context.partition_time_window
-    last_day = date.fromordinal(time_window.end.date().toordinal() - 1)
-    return DayWindow(time_window.start.date(), last_day)
-
-
-def window_metadata(window: DayWindow, rows: int) -> dict[str, dg.MetadataValue]:
+def window_metadata(window: DayWindow, rows: int) -> Metadata:
     """The run's window and its row count; `dagster/row_count` only when the run covered one day.
 
     A ranged run records the same metadata on every partition it wrote, so a window total there
@@ -48,18 +44,16 @@ def window_metadata(window: DayWindow, rows: int) -> dict[str, dg.MetadataValue]
     """
     count_key = "dagster/row_count" if len(window.days) == 1 else "rows_in_window"
     return {
-        "window_start": dg.MetadataValue.text(window.start.isoformat()),
-        "window_end": dg.MetadataValue.text(window.end.isoformat()),
-        "days": dg.MetadataValue.int(len(window.days)),
-        count_key: dg.MetadataValue.int(rows),
+        "window_start": outcomes.text(window.start.isoformat()),
+        "window_end": outcomes.text(window.end.isoformat()),
+        "days": outcomes.integer(len(window.days)),
+        count_key: outcomes.integer(rows),
     }
 
 
-def record_rows_per_day(context: dg.AssetExecutionContext, store: TableStore, table: str, window: DayWindow,
-                        asset_key: dg.AssetKey | None = None) -> None:
-    """Gives each partition of a ranged run its own `dagster/row_count`, so the Plots view shows days, not the window."""
+def rows_per_day(store: TableStore, table: Table, window: DayWindow) -> dict[str, Metadata]:
+    """Each partition of a ranged run gets its own `dagster/row_count`, so the Plots view shows days, not the window."""
     if len(window.days) == 1:
-        return  # the run's own metadata already holds that day's count
-    for day, rows in store.row_counts(table, window.days).items():
-        context.add_asset_metadata({"dagster/row_count": dg.MetadataValue.int(rows)}, asset_key=asset_key,
-                                   partition_key=day.isoformat())
+        return {}  # the run's own metadata already holds that day's count
+    return {day.isoformat(): {"dagster/row_count": outcomes.integer(rows)}
+            for day, rows in store.row_counts(table, window.days).items()}

@@ -73,6 +73,11 @@ def read_settings() -> Settings:
     )
 
 
+def ui_base_url() -> str:
+    """Where tickets and asset metadata link to: the Dagster UI as people open it."""
+    return os.environ.get("DAGSTER_UI_URL", "http://127.0.0.1:3000")
+
+
 @lru_cache(maxsize=1)
 def settings() -> Settings:
     return read_settings()

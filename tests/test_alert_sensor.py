@@ -16,6 +16,7 @@ from feedback_assets.dispatch import dispatch_alerts_job
 from feedback_assets.gold import complaint_velocity
 
 from resources.slack import SlackNotifierResource
+from resources.compute import LocalStepRunner
 from resources.spark import local_spark_resource
 from resources.tickets import TicketsResource
 from sensors import velocity as velocity_sensor
@@ -49,7 +50,7 @@ def _materialize_velocity(instance, resources, first: date, last: date) -> None:
 def resources(store, feedback_home, spark):
     from resources.settings import read_settings
 
-    return {"pyspark": local_spark_resource(read_settings()), "table_store": store,
+    return {"step_runner": LocalStepRunner(pyspark=local_spark_resource(read_settings())), "table_store": store,
             "tickets": TicketsResource(ticket_dir=str(feedback_home / "tickets")),
             "slack": SlackNotifierResource(outbox_path=str(feedback_home / "outbox.jsonl"))}
 

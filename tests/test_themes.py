@@ -21,6 +21,7 @@ from feedback_assets.theming.items import complaint_items
 from feedback_assets.theming.naming import name_themes
 from feedback_assets.theming.themer import Themer
 from resources.settings import read_settings
+from resources.compute import LocalStepRunner
 from resources.spark import local_spark_resource
 from resources.themes import ThemesResource, embedding_choice
 from tests.loopback_openai import (
@@ -151,7 +152,7 @@ def warehouse(spark, store):
 
 def materialize(feedback_home, store, instance, first: date, last: date, themes: ThemesResource | None = None):
     config = replace(read_settings(), feedback_home=feedback_home)
-    resources = {"pyspark": local_spark_resource(config), "table_store": store,
+    resources = {"step_runner": LocalStepRunner(pyspark=local_spark_resource(config)), "table_store": store,
                  "themes": themes or ThemesResource(backend="local")}
     result = dg.materialize([feedback_themes], resources=resources, instance=instance, tags=ranged(first, last))
     assert result.success
@@ -269,7 +270,7 @@ class TestChatOnlyServers:
     def test_embeddings_asked_of_a_chat_only_server_fail_with_the_way_out(self, spark, feedback_home, warehouse,
                                                                          chat_only, monkeypatch):
         monkeypatch.setenv("OPENAI_EMBEDDING_MODEL", "text-embedding-3-small")
-        resources = {"pyspark": local_spark_resource(settings_for(feedback_home)), "table_store": warehouse,
+        resources = {"step_runner": LocalStepRunner(pyspark=local_spark_resource(settings_for(feedback_home))), "table_store": warehouse,
                      "themes": ThemesResource()}
         with dg.instance_for_test() as instance:
             result = dg.materialize([feedback_themes], resources=resources, instance=instance, tags=ranged(DAY_1, DAY_2),
