@@ -334,5 +334,27 @@ def evaluate_golden(
     typer.echo(evaluation.render(report))
 
 
+databricks_app = typer.Typer(help="Databricks: package the project for the Pipes tasks.", no_args_is_help=True)
+app.add_typer(databricks_app, name="databricks")
+
+
+@databricks_app.command("build")
+def databricks_build(
+    out: Annotated[Path, typer.Option(help="Folder the wheel is written to.")] = Path("dist"),
+) -> None:
+    """Build the wheel the Databricks tasks install, check it, and say where to upload it."""
+    from feedback_assets.packaging import build_wheel, inspect_wheel
+
+    report = inspect_wheel(build_wheel(out.resolve()))
+    typer.echo(f"built {report.path} ({report.path.stat().st_size / 1e6:.1f} MB, {len(report.requires)} requirements)")
+    if not report.ok:
+        typer.echo(f"error: the wheel is not deployable: missing {report.missing_data or 'nothing'}, "
+                   f"cluster-provided packages required {report.cluster_conflicts or 'none'}", err=True)
+        raise typer.Exit(1)
+    typer.echo("upload it to a Unity Catalog volume and point DATABRICKS_WHEEL_PATH at it, e.g.\n"
+               f"  databricks fs cp {report.path} dbfs:/Volumes/<catalog>/<schema>/artifacts/{report.path.name}\n"
+               "or deploy it with the bundle in deploy/databricks.yml (databricks bundle deploy).")
+
+
 if __name__ == "__main__":
     app()

@@ -19,11 +19,13 @@ from feedback_assets.window import DayWindow
 
 
 def window_of_pipes(pipes: Any) -> DayWindow:
-    """The days of the Dagster run: its partition key range (one day for a single partition)."""
+    """The days of the Dagster run. The orchestrator sends them in the extras: Dagster 1.13's Pipes context
+    leaves `partition_key_range` undefined for a ranged (backfill) run and names only single partitions."""
+    window = pipes.extras.get("window")
+    if window:
+        return DayWindow(date.fromisoformat(window["start"]), date.fromisoformat(window["end"]))
     key_range = pipes.partition_key_range
-    if key_range is None:
-        raise ValueError("this step is daily-partitioned: the Dagster run must name a partition or a range")
-    return DayWindow(date.fromisoformat(key_range.start), date.fromisoformat(key_range.end))
+    return DayWindow(date.fromisoformat(key_range["start"]), date.fromisoformat(key_range["end"]))
 
 
 def cluster_spark_session():
@@ -39,12 +41,19 @@ def cluster_spark_session():
 
 
 def load_secrets(spark: Any, scope: str, secret_env: dict[str, str], log) -> None:
-    """Fills unset secret environment variables from the Databricks secret scope (existing clusters, serverless)."""
-    wanted = {name: key for name, key in secret_env.items() if not os.environ.get(name)}
-    if not wanted or not os.environ.get("DATABRICKS_RUNTIME_VERSION"):
-        return
-    from pyspark.dbutils import DBUtils  # only on Databricks runtimes
+    """Fills unset secret environment variables from the Databricks secret scope (existing clusters, serverless).
 
+    A new cluster gets them from `{{secrets/...}}` references in its spark_env_vars instead; outside a
+    Databricks runtime (no dbutils) the process environment is all there is.
+    """
+    wanted = {name: key for name, key in secret_env.items() if not os.environ.get(name)}
+    if not wanted:
+        return
+    try:
+        from pyspark.dbutils import DBUtils  # only on Databricks runtimes
+    except ImportError:
+        log(f"no dbutils here: {', '.join(sorted(wanted))} come from the environment or their defaults")
+        return
     secrets = DBUtils(spark).secrets
     available = {s.key for s in secrets.list(scope)}
     for name, key in wanted.items():
@@ -55,10 +64,10 @@ def load_secrets(spark: Any, scope: str, secret_env: dict[str, str], log) -> Non
 
 def run(pipes: Any) -> None:
     from feedback_assets.step_runs import StepContext, run_step
-    from resources.compute import cluster_store
     from resources.enrichment import EnrichmentResource
     from resources.landing import LandingResource
     from resources.settings import read_settings
+    from resources.table_store import delta_store_from
     from resources.themes import ThemesResource
 
     extras = pipes.extras
@@ -66,7 +75,7 @@ def run(pipes: Any) -> None:
     load_secrets(spark, extras.get("secret_scope", ""), extras.get("secret_env", {}), pipes.log.info)
     factories = {"landing": LandingResource, "enrichment": EnrichmentResource, "themes": ThemesResource}
     resources = {name: factories[name](**config) for name, config in extras.get("resources", {}).items()}
-    step_context = StepContext(spark=spark, store=cluster_store(extras["store"]), window=window_of_pipes(pipes),
+    step_context = StepContext(spark=spark, store=delta_store_from(extras["store"]), window=window_of_pipes(pipes),
                                run_id=pipes.run_id, settings=read_settings(), ui_base_url=extras.get("ui_base_url", ""),
                                log=pipes.log.info, **resources)
     outcome = run_step(extras["step"], step_context)

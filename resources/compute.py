@@ -16,8 +16,9 @@ from dagster_pyspark import PySparkResource
 
 from feedback_assets.step_results import StepResult, results_from_pipes, results_of, window_of
 from feedback_assets.step_runs import RESOURCES_OF_STEP, StepContext, StepFailed, run_step
+from feedback_assets.window import DayWindow
 from resources.settings import Settings, settings, ui_base_url
-from resources.table_store import DeltaTableStore, TableStore
+from resources.table_store import TableStore
 
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient
@@ -59,15 +60,21 @@ class LocalStepRunner(dg.ConfigurableResource):
 
 
 def _run_page_on_failure(client_class: type) -> type:
-    """A Pipes client that logs the Databricks run page and fails the step with the cluster's message and that page."""
-    from dagster_pipes import DagsterPipesExecutionError
+    """A Pipes client that logs the Databricks run page, fails the step with the cluster's message and that page,
+    and remembers an interruption (the client cancels the Databricks run, then returns as if it had succeeded)."""
+    from dagster._core.errors import DagsterExecutionInterruptedError, DagsterPipesExecutionError
 
     class WithRunPage(client_class):
+        interrupted_run: int | None = None
+
         def _poll_til_success(self, context, run_id: int) -> None:
             run_page = self.client.jobs.get_run(run_id).run_page_url or f"run {run_id}"
             context.log.info(f"Databricks run {run_id}: {run_page}")
             try:
                 super()._poll_til_success(context, run_id)
+            except DagsterExecutionInterruptedError:
+                self.interrupted_run = run_id
+                raise
             except DagsterPipesExecutionError as error:
                 raise dg.Failure(description=f"{error} (Databricks run {run_id}: {run_page})",
                                  metadata={"Databricks Job Run URL": dg.MetadataValue.url(run_page)}) from None
@@ -103,6 +110,9 @@ class DatabricksStepRunner(dg.ConfigurableResource):
     secret_scope: str = "feedback"
     secret_env: dict[str, str] = DEFAULT_SECRET_ENV
     serverless_client: str = "2"
+    # The task's stdout/stderr as Pipes messages: the step's logs already arrive through Pipes, and the
+    # tee costs seconds per run (and a short task's last chunk lands after Pipes closes).
+    forward_stdio: bool = False
     poll_interval_seconds: float = 10.0
     message_interval_seconds: float = 10.0
     timeout_seconds: int = 4 * 3600
@@ -123,7 +133,8 @@ class DatabricksStepRunner(dg.ConfigurableResource):
 
         injector = PipesUnityCatalogVolumesContextInjector(client=workspace, volume_path=self.volume_path)
         reader = PipesUnityCatalogVolumesMessageReader(client=workspace, volume_path=self.volume_path,
-                                                       interval=self.message_interval_seconds)
+                                                       interval=self.message_interval_seconds,
+                                                       include_stdio_in_messages=self.forward_stdio)
         if self.compute == "serverless":
             return _run_page_on_failure(PipesDatabricksServerlessClient)(
                 client=workspace, volume_path=self.volume_path, context_injector=injector, message_reader=reader,
@@ -170,10 +181,11 @@ class DatabricksStepRunner(dg.ConfigurableResource):
                 client=self.serverless_client, dependencies=[self.wheel_path, DAGSTER_PIPES_REQUIREMENT]))]
         return args
 
-    def extras(self, step: str, resources: Mapping[str, dg.ConfigurableResource | None]) -> dict[str, Any]:
-        """What the entrypoint needs besides the window: the step, the store, the factories' configuration."""
+    def extras(self, step: str, window: DayWindow, resources: Mapping[str, dg.ConfigurableResource | None]) -> dict[str, Any]:
+        """What the entrypoint needs: the step, its window, the store, the factories' configuration (no secrets)."""
         return {
             "step": step,
+            "window": {"start": window.start.isoformat(), "end": window.end.isoformat()},
             "store": {"root": self.warehouse_root, "uc_catalog": self.uc_catalog, "uc_schema_prefix": self.uc_schema_prefix},
             "resources": {name: resource.model_dump(mode="json") for name, resource in resources.items()
                           if resource is not None and name in RESOURCES_OF_STEP.get(step, ())},
@@ -188,7 +200,10 @@ class DatabricksStepRunner(dg.ConfigurableResource):
         label = window.start.isoformat() if window.start == window.end else f"{window.start}..{window.end}"
         client = self.pipes_client(self.workspace())
         invocation = client.run(context=context, task=self.task(step), submit_args=self.submit_args(step, label),
-                                extras=self.extras(step, resources))
+                                extras=self.extras(step, window, resources))
+        if client.interrupted_run is not None:
+            raise dg.Failure(description=f"the Dagster run was interrupted: Databricks run {client.interrupted_run} was "
+                                         "cancelled and wrote nothing this step can report", allow_retries=False)
         yield from results_from_pipes(context, invocation.get_results())
 
 
@@ -222,8 +237,3 @@ def step_runner_for(config: Settings, environ: Mapping[str, str] | None = None) 
         **{key: value for key, value in optional.items() if value is not None},
     )
 
-
-def cluster_store(store_config: Mapping[str, Any]) -> DeltaTableStore:
-    """The Delta store a Pipes entrypoint writes through, as the orchestrator configured it."""
-    return DeltaTableStore(root=store_config["root"], uc_catalog=store_config.get("uc_catalog") or None,
-                           uc_schema_prefix=store_config.get("uc_schema_prefix") or "")

@@ -18,10 +18,10 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import dagster as dg
 import pyarrow as pa
@@ -463,3 +463,9 @@ def table_store_for(table_format: str, root: str, uc_catalog: str | None = None,
 def configured_table_store(config: Settings) -> LocalParquetTableStore | DeltaTableStore:
     """The warehouse the settings describe: `$FEEDBACK_HOME/warehouse` in FEEDBACK_TABLE_FORMAT (Parquet by default)."""
     return table_store_for(config.table_format, str(config.warehouse_dir), config.uc_catalog, config.uc_schema_prefix)
+
+
+def delta_store_from(store_config: Mapping[str, Any]) -> DeltaTableStore:
+    """The Delta store a Pipes entrypoint writes through, as the orchestrator configured it."""
+    return DeltaTableStore(root=store_config["root"], uc_catalog=store_config.get("uc_catalog") or None,
+                           uc_schema_prefix=store_config.get("uc_schema_prefix") or "")
