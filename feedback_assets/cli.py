@@ -216,7 +216,7 @@ def demo(
     typer.echo(
         "\nWhere to look:\n"
         "  make dev                      Dagster UI on http://127.0.0.1:3000 (asset graph, checks, partitions, run)\n"
-        f"  {config.warehouse_dir}  Parquet tables (<layer>/<table>/feedback_date=<day>/)\n"
+        f"  {config.warehouse_dir}  {config.table_format.capitalize()} tables (<layer>/<table>/feedback_date=<day>/)\n"
         f"  {config.feedback_home / 'tickets'}  local tickets (one markdown file each, tickets.jsonl)\n"
         f"  {config.feedback_home / 'slack_outbox.jsonl'}  Slack messages that would have been posted\n"
         f"  {config.feedback_home / 'sample' / 'manifest.json'}  planted incidents\n"

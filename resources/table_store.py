@@ -19,6 +19,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -72,6 +73,58 @@ class TableStore(Protocol):
 
     def row_counts(self, table: Table, days: Iterable[date]) -> dict[date, int]:
         """Rows stored for each day (0 for a day never written), from file metadata where the format has it."""
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """Which rows of a Delta table: some days (or the undated ones) and optionally one named part.
+
+    Rendered as SQL for Delta's predicates (`replaceWhere`, delete), and matched against files' partition values for reads.
+    """
+
+    days: tuple[date, ...] | None = None  # None: no condition on the day
+    undated: bool = False
+    part: str | None = None
+
+    def sql(self) -> str:
+        clauses = []
+        if self.undated:
+            clauses.append(f"{PARTITION_COLUMN} IS NULL")
+        elif self.days is not None:
+            clauses.append(f"{PARTITION_COLUMN} IN ({', '.join(repr(d.isoformat()) for d in self.days)})")
+        if self.part is not None:
+            clauses.append(f"{PART_COLUMN} = '{self.part}'")
+        return " AND ".join(clauses) or "TRUE"
+
+    def holds(self, live: _LiveFile) -> bool:
+        """Whether a file's rows are selected (the store partitions by every column it selects on)."""
+        if self.undated and live.day is not None:
+            return False
+        if self.days is not None and live.day not in self.days:
+            return False
+        return self.part is None or live.part == self.part
+
+
+@dataclass(frozen=True)
+class _LiveFile:
+    path: str
+    day: date | None
+    part: str | None
+    rows: int
+
+
+def _read_files(files: list[_LiveFile], columns: list[str] | None) -> pa.Table | None:
+    """The rows of Delta data files, with the partition columns (which live in the log, not the files) added back."""
+    tables = []
+    for live in files:
+        wanted = None if columns is None else [c for c in columns if c not in (PARTITION_COLUMN, PART_COLUMN)]
+        rows = pq.read_table(live.path, columns=wanted)
+        if live.part is not None and (columns is None or PART_COLUMN in columns):
+            rows = rows.append_column(PART_COLUMN, pa.array([live.part] * rows.num_rows, pa.string()))
+        if columns is None or PARTITION_COLUMN in columns:
+            rows = rows.append_column(PARTITION_COLUMN, pa.array([live.day] * rows.num_rows, pa.date32()))
+        tables.append(rows)
+    return pa.concat_tables(tables, promote_options="default") if tables else None
 
 
 def _refuse_rows_outside(table: Table, start: date, end: date, days_present: Iterable[date | None]) -> None:
@@ -227,17 +280,26 @@ class DeltaTableStore(dg.ConfigurableResource):
         path = self.location(table)
         return DeltaTable(str(path)) if DeltaTable.is_deltatable(str(path)) else None
 
-    def _files_by_day(self, table: Table) -> list[tuple[str, date | None, int]]:
-        """(absolute file path, feedback_date, rows) of every live file, from the Delta log (no data read)."""
+    def _live_files(self, table: Table) -> list[_LiveFile]:
+        """Every file of the table's current version with its partition values, from the Delta log (no data read).
+
+        Reads go through these files with pyarrow rather than through delta-rs's Arrow dataset, whose
+        scanner threads intermittently abort the interpreter at exit. The files are complete: the
+        store never writes deletion vectors, so a live file holds exactly its live rows.
+        """
         delta = self._delta(table)
         if delta is None:
             return []
         actions = pa.table(delta.get_add_actions(flatten=True))
-        days = (actions.column(f"partition.{PARTITION_COLUMN}").to_pylist()
-                if f"partition.{PARTITION_COLUMN}" in actions.column_names else [None] * actions.num_rows)
+
+        def column(name: str) -> list:
+            key = f"partition.{name}"
+            return actions.column(key).to_pylist() if key in actions.column_names else [None] * actions.num_rows
+
         root = self.location(table)
-        return [(str(root / path), day, rows) for path, day, rows in
-                zip(actions.column("path").to_pylist(), days, actions.column("num_records").to_pylist(), strict=True)]
+        return [_LiveFile(str(root / path), day, part, rows) for path, day, part, rows in zip(
+            actions.column("path").to_pylist(), column(PARTITION_COLUMN), column(PART_COLUMN),
+            actions.column("num_records").to_pylist(), strict=True)]
 
     def _commit(self, table: Table, rows: pa.Table, predicate: str | None, partition_by: list[str]) -> None:
         from deltalake import write_deltalake
@@ -259,13 +321,12 @@ class DeltaTableStore(dg.ConfigurableResource):
         return f"{PARTITION_COLUMN} >= '{start.isoformat()}' AND {PARTITION_COLUMN} <= '{end.isoformat()}'"
 
     @staticmethod
-    def _part_predicate(table: Table, day: date | None, part_name: str) -> str:
+    def _part_rows(table: Table, day: date | None, part_name: str) -> _Rows:
         if "'" in part_name:
             raise ValueError(f"part name {part_name!r} may not contain quotes")
-        predicate = f"{PART_COLUMN} = '{part_name}'"
-        if table.partition_column:
-            predicate += f" AND {PARTITION_COLUMN} = '{day.isoformat()}'" if day else f" AND {PARTITION_COLUMN} IS NULL"
-        return predicate
+        if not table.partition_column:
+            return _Rows(part=part_name)
+        return _Rows(days=(day,), part=part_name) if day else _Rows(undated=True, part=part_name)
 
     # ---- spark tables
     def read(self, spark: SparkSession, table: Table, start: date | None = None, end: date | None = None) -> DataFrame:
@@ -278,8 +339,8 @@ class DeltaTableStore(dg.ConfigurableResource):
                 return spark.createDataFrame([], schema)
             frame = spark.read.table(name)
         else:
-            files = [f for f, day, _ in self._files_by_day(table)
-                     if day is not None and (start is None or day >= start) and (end is None or day <= end)]
+            files = [f.path for f in self._live_files(table)
+                     if f.day is not None and (start is None or f.day >= start) and (end is None or f.day <= end)]
             if not files:
                 return spark.createDataFrame([], schema)
             frame = spark.read.schema(schema).option("basePath", str(self.location(table))).parquet(*files)
@@ -303,7 +364,7 @@ class DeltaTableStore(dg.ConfigurableResource):
         self._commit(table, rows, self._window_predicate(start, end), [PARTITION_COLUMN])
 
     # ---- named parts
-    def _part_rows(self, table: Table, day: date | None, part_name: str, rows: pa.Table) -> pa.Table:
+    def _stamped(self, table: Table, day: date | None, part_name: str, rows: pa.Table) -> pa.Table:
         rows = rows.append_column(PART_COLUMN, pa.array([part_name] * rows.num_rows, pa.string()))
         if table.partition_column:
             rows = rows.append_column(PARTITION_COLUMN, pa.array([day] * rows.num_rows, pa.date32()))
@@ -313,39 +374,38 @@ class DeltaTableStore(dg.ConfigurableResource):
         return [PARTITION_COLUMN, PART_COLUMN] if table.partition_column else [PART_COLUMN]
 
     def write_part(self, table: Table, day: date | None, part_name: str, rows: pa.Table) -> None:
-        stamped = self._part_rows(table, day, part_name, rows)
+        stamped = self._stamped(table, day, part_name, rows)
         if self._on_spark:
+            from pyspark.sql.pandas.types import from_arrow_schema
+
             spark = _active_spark()
-            (spark.createDataFrame(stamped.to_pandas()).write.format("delta").mode("overwrite")
-             .option("replaceWhere", self._part_predicate(table, day, part_name))
+            frame = spark.createDataFrame(stamped.to_pandas(), schema=from_arrow_schema(stamped.schema))
+            (frame.write.format("delta").mode("overwrite")
+             .option("replaceWhere", self._part_rows(table, day, part_name).sql())
              .partitionBy(*self._partitioning(table)).saveAsTable(self.describe(table)))
             return
-        self._commit(table, stamped, self._part_predicate(table, day, part_name), self._partitioning(table))
+        self._commit(table, stamped, self._part_rows(table, day, part_name).sql(), self._partitioning(table))
 
-    def _select(self, table: Table, predicate: str, columns: list[str] | None = None) -> pa.Table | None:
+    def _select(self, table: Table, rows: _Rows, columns: list[str] | None = None) -> pa.Table | None:
         if self._on_spark:
             spark = _active_spark()
             name = self.describe(table)
             if not spark.catalog.tableExists(name):
                 return None
-            frame = spark.read.table(name).where(predicate)
-            if columns is not None:
-                frame = frame.select(*columns)
-            found = frame.toArrow()
+            frame = spark.read.table(name).where(rows.sql())
+            found = (frame.select(*columns) if columns is not None else frame).toArrow()
         else:
-            delta = self._delta(table)
-            if delta is None:
+            found = _read_files([f for f in self._live_files(table) if rows.holds(f)], columns)
+            if found is None:
                 return None
-            dataset = delta.to_pyarrow_dataset()
-            found = dataset.to_table(filter=_arrow_filter(predicate), columns=columns)
         return found if found.num_rows else None
 
     def read_part(self, table: Table, day: date | None, part_name: str) -> pa.Table | None:
-        found = self._select(table, self._part_predicate(table, day, part_name))
+        found = self._select(table, self._part_rows(table, day, part_name))
         return None if found is None else _drop(found, PART_COLUMN, PARTITION_COLUMN)
 
     def delete_part(self, table: Table, day: date | None, part_name: str) -> None:
-        predicate = self._part_predicate(table, day, part_name)
+        predicate = self._part_rows(table, day, part_name).sql()
         if self._on_spark:
             spark = _active_spark()
             if spark.catalog.tableExists(self.describe(table)):
@@ -357,22 +417,21 @@ class DeltaTableStore(dg.ConfigurableResource):
 
     def read_parts(self, table: Table, days: Iterable[date] | None = None) -> pa.Table | None:
         if days is None:
-            predicate = f"{PARTITION_COLUMN} IS NULL" if table.partition_column else "TRUE"
+            rows = _Rows(undated=True) if table.partition_column else _Rows()
         else:
-            wanted = sorted(set(days))
+            wanted = tuple(sorted(set(days)))
             if not wanted:
                 return None
-            predicate = f"{PARTITION_COLUMN} IN ({', '.join(repr(d.isoformat()) for d in wanted)})"
-        found = self._select(table, predicate)
+            rows = _Rows(days=wanted)
+        found = self._select(table, rows)
         return None if found is None else _drop(found, PART_COLUMN, PARTITION_COLUMN)
 
     def read_days(self, table: Table, days: Iterable[date], columns: list[str] | None = None) -> pa.Table | None:
-        wanted = sorted(set(days))
+        wanted = tuple(sorted(set(days)))
         if not wanted:
             return None
-        predicate = f"{PARTITION_COLUMN} IN ({', '.join(repr(d.isoformat()) for d in wanted)})"
         selected = None if columns is None else [*[c for c in columns if c != PARTITION_COLUMN], PARTITION_COLUMN]
-        found = self._select(table, predicate, selected)
+        found = self._select(table, _Rows(days=wanted), selected)
         return None if found is None else _drop(found, PART_COLUMN)
 
     # ---- days and counts
@@ -383,7 +442,7 @@ class DeltaTableStore(dg.ConfigurableResource):
             if not spark.catalog.tableExists(name):
                 return []
             return sorted(r[0] for r in spark.read.table(name).select(PARTITION_COLUMN).distinct().collect() if r[0])
-        return sorted({day for _, day, rows in self._files_by_day(table) if day is not None and rows})
+        return sorted({f.day for f in self._live_files(table) if f.day is not None and f.rows})
 
     def row_counts(self, table: Table, days: Iterable[date]) -> dict[date, int]:
         wanted = list(days)
@@ -398,42 +457,14 @@ class DeltaTableStore(dg.ConfigurableResource):
                             .groupBy(PARTITION_COLUMN).count().collect()):
                     counts[row[0]] = row[1]
             return counts
-        for _, day, rows in self._files_by_day(table):
-            if day in counts:
-                counts[day] += rows
+        for live in self._live_files(table):
+            if live.day in counts:
+                counts[live.day] += live.rows
         return counts
 
 
 def _drop(rows: pa.Table, *columns: str) -> pa.Table:
     return rows.drop_columns([c for c in columns if c in rows.column_names])
-
-
-def _arrow_filter(predicate: str):
-    """The few predicates the store itself builds, as an Arrow dataset filter (delta-rs reads through Arrow)."""
-    import pyarrow.compute as pc
-    import pyarrow.dataset as ds
-
-    expression = None
-    for clause in predicate.split(" AND "):
-        clause = clause.strip()
-        if clause == "TRUE":
-            term = None
-        elif clause.endswith(" IS NULL"):
-            term = pc.field(clause.removesuffix(" IS NULL")).is_null()
-        elif " IN (" in clause:
-            column, _, values = clause.partition(" IN (")
-            items = [v.strip().strip("'") for v in values.rstrip(")").split(",")]
-            term = pc.field(column).isin(_typed(column, items))
-        else:
-            column, _, value = clause.partition(" = ")
-            term = pc.field(column) == _typed(column, [value.strip("'")])[0]
-        if term is not None:
-            expression = term if expression is None else expression & term
-    return expression if expression is not None else ds.scalar(True)
-
-
-def _typed(column: str, values: list[str]) -> list:
-    return [date.fromisoformat(v) for v in values] if column == PARTITION_COLUMN else values
 
 
 def _active_spark() -> SparkSession:

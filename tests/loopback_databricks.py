@@ -581,11 +581,8 @@ class LoopbackDatabricks(LoopbackServer):
 
     # ---- dispatch -----------------------------------------------------------------------------
 
-    def _dispatch(self, handler: _DatabricksHandler) -> None:  # type: ignore[override]
-        raw_body = handler.read_body()
-        headers = {name.lower(): value for name, value in handler.headers.items()}
-        request = parse_request(handler.command, handler.path, headers, raw_body)
-        entry: dict[str, Any] = {
+    def _log_entry(self, handler, request: Request, headers: dict[str, str], raw_body: bytes) -> dict[str, Any]:
+        return {
             "method": handler.command,
             "path": request.path,
             "query": {k: v[0] if len(v) == 1 else list(v) for k, v in request.query.items()},
@@ -595,23 +592,23 @@ class LoopbackDatabricks(LoopbackServer):
             "status": None,
             "response": None,
         }
-        with self._lock:
-            self._requests.append(entry)
-        try:
-            status, body, extra = self.respond(request)
-        except Reply as reply:
-            status, body, extra = reply.status, reply.body, reply.headers
-        except Drop:
-            handler.close_connection = True
-            return
-        except Exception as exc:  # a loopback bug: answer it visibly rather than hang the client
-            status, body, extra = 500, _error("INTERNAL_ERROR", f"loopback failure: {exc!r}"), {}
-        with self._lock:
-            entry["status"] = status
-            entry["response"] = None if isinstance(body, bytes | bytearray) else copy.deepcopy(body)
-        handler.send_payload(status, body, extra)
+
+    def _answered(self, entry: dict[str, Any], status: int, body: Any) -> None:
+        entry["status"] = status
+        entry["response"] = None if isinstance(body, bytes | bytearray) else copy.deepcopy(body)
+
+    def _send(self, handler, status: int, body: Any, headers: Mapping[str, str]) -> None:
+        handler.send_payload(status, body, headers)
 
     def respond(self, request: Request) -> tuple[int, Any, dict[str, str]]:
+        try:
+            return self._respond(request)
+        except (Reply, Drop):
+            raise
+        except Exception as exc:  # a loopback bug: answer it visibly rather than hang the client
+            return 500, _error("INTERNAL_ERROR", f"loopback failure: {exc!r}"), {}
+
+    def _respond(self, request: Request) -> tuple[int, Any, dict[str, str]]:
         self._check_auth(request)
         route, fs_kind, fs_path = self._route(request)
         self._take_fault(route, request.method)

@@ -186,17 +186,27 @@ class LoopbackServer:
         with self._lock:
             self._requests.clear()
 
-    def _dispatch(self, handler: _Handler) -> None:
-        raw_body = handler.read_body()
-        headers = {name.lower(): value for name, value in handler.headers.items()}
-        request = parse_request(handler.command, handler.path, headers, raw_body)
-        entry: dict[str, Any] = {
+    def _log_entry(self, handler: _Handler, request: Request, headers: dict[str, str], raw_body: bytes) -> dict[str, Any]:
+        """What the request log keeps of one request (a server may keep more)."""
+        return {
             "method": handler.command,
             "path": handler.path,
             "headers": {k: "***" if k in REDACTED_HEADERS else v for k, v in headers.items()},
             "body": request.json if request.json is not None else request.form or None,
             "status": None,
         }
+
+    def _answered(self, entry: dict[str, Any], status: int, body: Any) -> None:
+        entry["status"] = status
+
+    def _send(self, handler: _Handler, status: int, body: Any, headers: Mapping[str, str]) -> None:
+        handler.send_json(status, body, headers)
+
+    def _dispatch(self, handler: _Handler) -> None:
+        raw_body = handler.read_body()
+        headers = {name.lower(): value for name, value in handler.headers.items()}
+        request = parse_request(handler.command, handler.path, headers, raw_body)
+        entry = self._log_entry(handler, request, headers, raw_body)
         with self._lock:
             self._requests.append(entry)
         try:
@@ -207,5 +217,5 @@ class LoopbackServer:
             handler.close_connection = True
             return
         with self._lock:
-            entry["status"] = status
-        handler.send_json(status, body, extra)
+            self._answered(entry, status, body)
+        self._send(handler, status, body, extra)

@@ -241,12 +241,18 @@ def materialize_one(runner: DatabricksStepRunner, home: Path, step: str = "issue
                                          **factories(home)})
 
 
-def test_an_existing_cluster_gets_the_pipes_bootstrap_as_task_parameters(workspace):
+def run_and_submit(workspace, **runner_settings) -> tuple[dict, dict]:
+    """One gold step through a runner with these settings: the submitted payload and its only task."""
     dbx, volumes, home = workspace
-    result = materialize_one(databricks_runner(dbx, volumes, home / "warehouse", existing_cluster_id="0101-existing"), home)
+    result = materialize_one(databricks_runner(dbx, volumes, home / "warehouse", **runner_settings), home)
     assert result.success
     (payload,) = submitted(dbx.requests)
     (task,) = payload["tasks"]
+    return payload, task
+
+
+def test_an_existing_cluster_gets_the_pipes_bootstrap_as_task_parameters(workspace):
+    _, task = run_and_submit(workspace, existing_cluster_id="0101-existing")
     assert task["existing_cluster_id"] == "0101-existing" and "new_cluster" not in task
     parameters = task["python_wheel_task"]["parameters"]
     assert parameters[:2] == ["--step", "issue_daily_metrics"]
@@ -255,11 +261,7 @@ def test_an_existing_cluster_gets_the_pipes_bootstrap_as_task_parameters(workspa
 
 
 def test_serverless_runs_in_an_environment_with_the_wheel_and_dagster_pipes(workspace):
-    dbx, volumes, home = workspace
-    result = materialize_one(databricks_runner(dbx, volumes, home / "warehouse", compute="serverless"), home)
-    assert result.success
-    (payload,) = submitted(dbx.requests)
-    (task,) = payload["tasks"]
+    payload, task = run_and_submit(workspace, compute="serverless")
     assert task["environment_key"] == "feedback" and not {"new_cluster", "existing_cluster_id", "libraries"} & set(task)
     assert payload["environments"] == [{"environment_key": "feedback",
                                         "spec": {"client": "2", "dependencies": [WHEEL, DAGSTER_PIPES_REQUIREMENT]}}]

@@ -166,6 +166,27 @@ def test_enrichment_kinds_name_the_backend_that_runs(monkeypatch):
     assert "openai" in kinds("feedback_classifications") and "huggingface" in kinds("feedback_themes")
 
 
+def test_kinds_say_the_table_format_and_when_steps_run_on_databricks(monkeypatch):
+    from dataclasses import replace
+
+    from feedback_assets.definitions import ASSETS_BEFORE_POLICY, with_shared_policy
+    from resources.settings import read_settings
+
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY", "FEEDBACK_EMBEDDINGS"):
+        monkeypatch.delenv(name, raising=False)
+
+    def kinds(config, key: str) -> set[str]:
+        assets = with_shared_policy(ASSETS_BEFORE_POLICY, config)
+        return next(spec.kinds for asset in assets for spec in asset.specs if spec.key.to_user_string() == key)
+
+    local = read_settings()
+    assert kinds(local, "silver_feedback") == {"spark", "parquet"}
+    assert kinds(replace(local, table_format="delta"), "complaint_velocity") == {"spark", "delta"}
+    databricks = replace(local, table_format="delta", compute="databricks")
+    assert kinds(databricks, "silver_feedback") == {"spark", "delta", "databricks"}
+    assert kinds(databricks, "feedback_classifications") == {"python", "huggingface", "databricks"}
+
+
 def test_a_malformed_partition_start_is_refused_with_its_source(monkeypatch, tmp_path):
     import pytest
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
-
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from feedback_assets.alerts.dispatch import Dispatcher
 from feedback_assets.alerts.ledger import POSTED, RECORDED, DispatchLedger
 from resources.slack import SlackOutbox
+from resources.table_store import table_store_for
 from resources.tickets import LocalTicketStore
 from tests.alert_factory import make_alert
 
@@ -46,9 +46,10 @@ class CrashAfterPost(SlackOutbox):
         return posted
 
 
-@pytest.fixture
-def ledger(store) -> DispatchLedger:
-    return DispatchLedger(store)
+@pytest.fixture(params=["parquet", "delta"])
+def ledger(request, feedback_home) -> DispatchLedger:
+    """The exactly-once guarantees hold on either table format the ledger can live in."""
+    return DispatchLedger(table_store_for(request.param, str(feedback_home / "warehouse")))
 
 
 def _dispatcher(ledger, tickets, slack, run_id="run-1") -> Dispatcher:

@@ -53,6 +53,12 @@ def test_transforms_read_no_settings_and_know_no_dagster(path):
     assert not climbing, f"{path.name} imports {sorted(climbing)}"
 
 
+def test_what_a_step_reports_travels_without_dagster():
+    """A cluster needs only dagster-pipes to send a step's outcome: the outcome module imports no Dagster."""
+    probe = "import sys, feedback_assets.outcomes; sys.exit('dagster' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", probe], cwd=REPO, timeout=120).returncode == 0
+
+
 def test_no_dagster_storage_or_databases_are_committed():
     tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
     assert not [p for p in tracked if p.startswith("storage/") or p.endswith((".db", ".sqlite"))]

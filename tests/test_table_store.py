@@ -139,3 +139,32 @@ def test_concurrent_delta_writers_of_one_table_lose_nothing(tmp_path):
     rows = DeltaTableStore(root=root).read_parts(UNDATED_PARTS)
     assert sorted(zip(rows["writer"].to_pylist(), rows["n"].to_pylist())) == sorted(
         (name, n) for name in ("left", "right") for n in range(15))
+
+
+class RecordingWriter:
+    """Spark's DataFrameWriter as far as the Unity Catalog store uses it: records each call."""
+
+    def __init__(self, calls: list):
+        self.calls = calls
+
+    def __getattr__(self, name):
+        def record(*args):
+            self.calls.append((name, *args))
+            return self
+
+        return record
+
+
+def test_on_databricks_a_window_write_is_a_replace_where_into_the_unity_catalog_table(spark, monkeypatch):
+    """What the cluster's Spark is asked to do (this Spark has no Delta): replaceWhere on the window, saveAsTable."""
+    store = DeltaTableStore(root="/unused", uc_catalog="main", uc_schema_prefix="feedback_")
+    frame = spark.createDataFrame([("a", D1), ("b", D2)], SCHEMA)
+    calls: list = []
+    monkeypatch.setattr(type(frame), "write", property(lambda self: RecordingWriter(calls)))
+    store.overwrite_partitions(frame, DAYS, D1, D2)
+    assert calls == [("format", "delta"), ("mode", "overwrite"),
+                     ("option", "replaceWhere", "feedback_date >= '2026-10-01' AND feedback_date <= '2026-10-02'"),
+                     ("partitionBy", "feedback_date"), ("saveAsTable", "main.feedback_silver.t")]
+    with pytest.raises(ValueError, match="rows fall outside"):
+        store.overwrite_partitions(frame, DAYS, D1, D1)
+    assert len(calls) == 5  # the refused write asked Spark for nothing
