@@ -83,7 +83,6 @@ from tests.loopback_http import (
     Reply,
     Request,
     _Handler,
-    parse_request,
 )
 
 DEFAULT_TOKEN = "dapi-test"
