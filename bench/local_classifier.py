@@ -14,7 +14,7 @@ from feedback_assets.enrichment import evaluation
 from feedback_assets.enrichment.items import prepare_text
 from feedback_assets.enrichment.models import FeedbackItem
 from feedback_assets.enrichment.service import local_classifier
-from feedback_assets.enrichment.taxonomy import PROMPTS_DIR, load_taxonomy
+from feedback_assets.enrichment.taxonomy import load_taxonomy, prompts_dir
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -43,7 +43,7 @@ def main() -> None:
     print(f"{len(items):,} real reviews (mean {chars:.0f} characters): {elapsed:.1f} s, {len(items) / elapsed:.1f} items/s")
 
     taxonomy = load_taxonomy()
-    golden = evaluation.load_golden(sorted((PROMPTS_DIR / "golden").glob("*.jsonl")))
+    golden = evaluation.load_golden(sorted((prompts_dir() / "golden").glob("*.jsonl")))
     predicted = {r["id"]: r for r in classifier.classify([FeedbackItem(g["id"], g["text"], g.get("rating"), g.get("channel"))
                                                          for g in golden])}
     report = evaluation.evaluate(golden, predicted, taxonomy.label_ids, {l: taxonomy.domain_of(l) for l in taxonomy.label_ids})

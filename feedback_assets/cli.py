@@ -313,9 +313,9 @@ def evaluate_golden(
     from feedback_assets.enrichment import evaluation
     from feedback_assets.enrichment.models import FeedbackItem
     from feedback_assets.enrichment.service import classify_with_backend
-    from feedback_assets.enrichment.taxonomy import PROMPTS_DIR, load_taxonomy
+    from feedback_assets.enrichment.taxonomy import load_taxonomy, prompts_dir
 
-    paths = golden or sorted((PROMPTS_DIR / "golden").glob("*.jsonl"))
+    paths = golden or sorted((prompts_dir() / "golden").glob("*.jsonl"))
     try:
         items = evaluation.load_golden(paths)
     except (OSError, ValueError) as error:

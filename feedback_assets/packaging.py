@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -35,8 +36,13 @@ def build_wheel(out_dir: Path, repo: Path = REPO) -> Path:
     """Builds the wheel with pip (no dependencies bundled) and returns its path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     before = set(out_dir.glob("*.whl"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(out_dir), str(repo)],
-                   check=True, capture_output=True, text=True)
+    had_build_dir = (repo / "build").exists()
+    try:
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(out_dir), str(repo)],
+                       check=True, capture_output=True, text=True)
+    finally:
+        if not had_build_dir:  # setuptools builds in the source tree; leave the checkout as it was
+            shutil.rmtree(repo / "build", ignore_errors=True)
     built = sorted(set(out_dir.glob("feedback_to_fix-*.whl")) - before) or sorted(out_dir.glob("feedback_to_fix-*.whl"))
     return built[-1]
 

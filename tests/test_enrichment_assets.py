@@ -96,3 +96,32 @@ def test_classification_is_checkpointed_in_chunks(spark, prepared, monkeypatch):
     distinct = metadata(result)["distinct_texts"]
     cache_parts = list((config.warehouse_dir / "enrichment").glob("classification_cache_*/*.parquet"))
     assert result.success and len(cache_parts) == -(-distinct // 10)
+
+
+def test_a_text_shared_by_several_rows_is_classified_from_the_same_row_whatever_the_read_order(spark, prepared):
+    """Rows with one text share one classification; which row speaks for it (its rating) must not depend on
+    the order the store returns rows in, or two formats (or two runs) would classify it differently."""
+    from pyspark.sql import functions as F
+
+    from feedback_assets.enrichment.step import Backend, run_enrichment
+
+    from resources.table_store import DeltaTableStore
+
+    config, _ = prepared
+    silver = build_resources(config)["table_store"].read(spark, tables.SILVER_FEEDBACK, FIRST, FIRST)
+    store = DeltaTableStore(root=str(config.feedback_home / "delta"))  # keeps rows in the order they were written
+    first = silver.orderBy("feedback_id").limit(1)
+    twins = first.withColumn("rating", F.lit(5.0)).unionByName(
+        first.withColumn("feedback_id", F.lit("zz-twin")).withColumn("rating", F.lit(1.0)))
+    twins = spark.createDataFrame(twins.collect(), tables.SILVER_FEEDBACK.schema)  # not read lazily from the table it replaces
+    seen: list[float | None] = []
+
+    def classify(items):
+        seen.extend(item.rating for item in items)
+        return [{"id": item.id, "primary_label": "praise_no_issue", "labels": [], "needs_review": False} for item in items]
+
+    for ordered in (twins.orderBy("feedback_id"), twins.orderBy(F.desc("feedback_id"))):
+        store.overwrite_partitions(ordered.coalesce(1), tables.SILVER_FEEDBACK, FIRST, FIRST)
+        version = f"order-test-{len(seen)}"  # a fresh cache each time: every text is classified again
+        run_enrichment(spark, store, FIRST, FIRST, Backend("test", "test-model", version, classify), "run")
+    assert seen == [5.0, 5.0]

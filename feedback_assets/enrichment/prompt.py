@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from feedback_assets.enrichment.schema import strict_json_schema
-from feedback_assets.enrichment.taxonomy import PROMPTS_DIR, Taxonomy, content_version
+from feedback_assets.enrichment.taxonomy import Taxonomy, content_version, prompts_dir
 
 INSTRUCTIONS = """\
 You classify e-commerce customer feedback so that the right team can fix the problem.
@@ -66,7 +66,8 @@ def _examples_section(examples: list[dict[str, Any]]) -> str:
     return "\n\n".join(blocks)
 
 
-def load_few_shot(path: Path = PROMPTS_DIR / "few_shot.yaml") -> list[dict[str, Any]]:
+def load_few_shot(path: Path | None = None) -> list[dict[str, Any]]:
+    path = path or prompts_dir() / "few_shot.yaml"
     if not path.exists():
         return []
     return yaml.safe_load(path.read_text(encoding="utf-8")).get("examples", [])

@@ -56,8 +56,11 @@ def entity_catalog(spark: SparkSession, store: TableStore, start: date, end: dat
 
 def run_enrichment(spark: SparkSession, store: TableStore, start: date, end: date, backend: Backend,
                    run_id: str, log: Callable[[str], None] = lambda _: None) -> EnrichmentReport:
+    # Ordered, so the item that speaks for a text shared by several rows (its rating, channel) does not
+    # depend on how the store happens to return rows.
     silver = store.read(spark, tables.SILVER_FEEDBACK, start, end).select(
-        "feedback_id", "content_hash", "text_clean", "rating", "channel", "sku", "region", "feedback_date").collect()
+        "feedback_id", "content_hash", "text_clean", "rating", "channel", "sku", "region", "feedback_date",
+    ).orderBy("feedback_id").collect()
     by_hash: dict[str, FeedbackItem] = {}
     for row in silver:
         by_hash.setdefault(row["content_hash"], FeedbackItem(row["content_hash"], row["text_clean"], row["rating"],

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import yaml
 
-PROMPTS_DIR = Path(os.environ.get("FEEDBACK_PROMPTS_DIR", Path(__file__).resolve().parents[2] / "prompts"))
+def prompts_dir() -> Path:
+    """The taxonomy, few-shot examples and golden set (FEEDBACK_PROMPTS_DIR, else the repository's prompts/)."""
+    return Path(os.environ.get("FEEDBACK_PROMPTS_DIR") or Path(__file__).resolve().parents[2] / "prompts")
 
 
 @dataclass(frozen=True)
@@ -71,5 +73,5 @@ def parse_taxonomy(raw: bytes) -> Taxonomy:
 
 
 @cache
-def load_taxonomy(path: Path = PROMPTS_DIR / "taxonomy.yaml") -> Taxonomy:
-    return parse_taxonomy(path.read_bytes())
+def load_taxonomy(path: Path | None = None) -> Taxonomy:
+    return parse_taxonomy((path or prompts_dir() / "taxonomy.yaml").read_bytes())
