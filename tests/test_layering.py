@@ -60,5 +60,8 @@ def test_what_a_step_reports_travels_without_dagster():
 
 
 def test_no_dagster_storage_or_databases_are_committed():
-    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    listed = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout: nothing is committed here")
+    tracked = listed.stdout.split()
     assert not [p for p in tracked if p.startswith("storage/") or p.endswith((".db", ".sqlite"))]
