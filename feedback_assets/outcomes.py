@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 MetaType = Literal["text", "int", "float", "bool", "json", "md", "url"]
 
@@ -118,9 +118,25 @@ def pipes_metadata(metadata: Metadata, per_day: Mapping[str, Metadata] | None = 
     return reported
 
 
-def decode_per_day(raw: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> dict[str, Metadata]:
-    return {day: {key: Meta(entry["type"], entry["raw_value"]) for key, entry in values.items()}
-            for day, values in raw.items()}
+META_TYPES = frozenset(get_args(MetaType))
+
+
+def decode_per_day(raw: Any, days: Sequence[str]) -> dict[str, Metadata]:
+    """Per-day metadata as a task sent it, accepted only for the run's own days and the metadata types it knows."""
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"per-day metadata must be an object of days, got {type(raw).__name__}")
+    decoded: dict[str, Metadata] = {}
+    for day, values in raw.items():
+        if day not in days:
+            raise ValueError(f"per-day metadata for {str(day)[:40]!r}, which this run did not cover")
+        if not isinstance(values, Mapping):
+            raise ValueError(f"per-day metadata of {day} must be an object")
+        decoded[day] = {}
+        for key, entry in values.items():
+            if not isinstance(entry, Mapping) or entry.get("type") not in META_TYPES or "raw_value" not in entry:
+                raise ValueError(f"per-day metadata {str(key)[:60]!r} of {day} is not a typed value")
+            decoded[day][str(key)] = Meta(entry["type"], entry["raw_value"])
+    return decoded
 
 
 def asset_keys(outcomes: Sequence[AssetOutcome]) -> list[str]:

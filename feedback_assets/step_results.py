@@ -59,12 +59,18 @@ def results_of(context: dg.AssetExecutionContext, outcome: StepOutcome) -> Itera
 
 def results_from_pipes(context: dg.AssetExecutionContext, reported: Sequence[StepResult]) -> Iterator[StepResult]:
     """What a Pipes run reported, with the per-day metadata it carried in one entry spread back onto its days."""
+    days = [day.isoformat() for day in window_of(context).days]
     for result in reported:
         if isinstance(result, dg.MaterializeResult):
             metadata = dict(result.metadata or {})
             carried = metadata.pop(PER_DAY_KEY, None)
             if carried is not None:
-                _add_per_day(context, result.asset_key, decode_per_day(carried.value))
+                try:
+                    per_day = decode_per_day(carried.value, days)
+                except ValueError as error:
+                    raise dg.Failure(description=f"the task reported unusable metadata for {result.asset_key.to_user_string()}: "
+                                                 f"{error}", allow_retries=False) from None
+                _add_per_day(context, result.asset_key, per_day)
             yield dg.MaterializeResult(asset_key=result.asset_key, metadata=metadata)
         else:
             yield result

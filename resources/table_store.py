@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from feedback_assets.tables import PARTITION_COLUMN, Table, TableLocations
@@ -360,7 +361,7 @@ class DeltaTableStore(dg.ConfigurableResource):
              .partitionBy(PARTITION_COLUMN).saveAsTable(self.describe(table)))
             return
         rows = df.toArrow()
-        _refuse_rows_outside(table, start, end, set(rows.column(PARTITION_COLUMN).to_pylist()))
+        _refuse_rows_outside(table, start, end, pc.unique(rows.column(PARTITION_COLUMN)).to_pylist())
         self._commit(table, rows, self._window_predicate(start, end), [PARTITION_COLUMN])
 
     # ---- named parts

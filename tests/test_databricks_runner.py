@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 import shutil
 import signal
 import subprocess
@@ -330,8 +331,6 @@ def test_interrupting_the_dagster_run_cancels_the_databricks_run(workspace):
 
 def test_databricks_compute_is_chosen_by_the_environment_and_refuses_a_half_configuration(tmp_path):
     config = settings_for(tmp_path)
-    from dataclasses import replace
-
     assert isinstance(step_runner_for(config), LocalStepRunner)
     delta = replace(config, compute="databricks", table_format="delta")
     with pytest.raises(ValueError, match="DATABRICKS_TOKEN, DATABRICKS_VOLUME_PATH"):
@@ -361,7 +360,5 @@ def test_a_real_workspace_runs_a_gold_step(tmp_path, monkeypatch):
 
 
 def replace_settings(home: Path):
-    from dataclasses import replace
-
     return replace(settings_for(home), compute="databricks", table_format="delta",
                    uc_catalog=os.environ.get("FEEDBACK_UC_CATALOG"), uc_schema_prefix=os.environ.get("FEEDBACK_UC_SCHEMA_PREFIX", ""))
