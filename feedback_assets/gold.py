@@ -7,6 +7,7 @@ from feedback_assets.asset_defaults import DAILY_BY_SIX_UTC, DAILY_RANGED
 from feedback_assets.classifications import CLASSIFICATIONS_KEY
 from feedback_assets.silver import SILVER_FEEDBACK_KEY
 from feedback_assets.themes import feedback_themes
+from feedback_assets.transforms.dimensions import RETURN_REACH_DAYS
 from feedback_assets.transforms.priority import PriorityConfig, load_priority
 from resources.compute import StepRunner
 from resources.settings import settings
@@ -15,6 +16,7 @@ from resources.table_store import TableStore
 METRICS_KEY = dg.AssetKey("issue_daily_metrics")
 VELOCITY_KEY = dg.AssetKey("complaint_velocity")
 PRIORITIES_KEY = dg.AssetKey("issue_priorities")
+SERIES_COMMERCE_KEY = dg.AssetKey("series_commerce")
 
 _GOLD = {"group_name": "gold", "kinds": {"spark", "parquet"}, "owners": ["team:voice-of-customer"],
          "tags": {"layer": "gold"}, "freshness_policy": DAILY_BY_SIX_UTC, **DAILY_RANGED}
@@ -46,10 +48,22 @@ def issue_daily_metrics(context: dg.AssetExecutionContext, step_runner: dg.Resou
 
 
 @dg.asset(
+    key=SERIES_COMMERCE_KEY,
+    deps=[dg.AssetDep("orders", partition_mapping=_trailing(RETURN_REACH_DAYS)), "returns_refunds",
+          "sku_catalog"],
+    **_GOLD,
+)
+def series_commerce(context: dg.AssetExecutionContext, step_runner: dg.ResourceParam[StepRunner],
+                    table_store: dg.ResourceParam[TableStore]):
+    """Orders, revenue, margin, returns and refunds per day for every SKU, region, carrier, platform and app version, so each alert knows what it puts at risk."""
+    yield from step_runner.run(context, "series_commerce", table_store)
+
+
+@dg.asset(
     key=VELOCITY_KEY,
-    # Priorities and themes are not read here, but alerts fire when velocity lands: their evidence must be ready.
+    # Priorities, commerce and themes are not read here, but alerts fire when velocity lands: their evidence must be ready.
     deps=[dg.AssetDep(METRICS_KEY, partition_mapping=_trailing(load_alerting().lookback_days)), PRIORITIES_KEY,
-          feedback_themes.key],
+          SERIES_COMMERCE_KEY, feedback_themes.key],
     check_specs=[dg.AssetCheckSpec("every_series_day_assessed", asset=VELOCITY_KEY, blocking=True,
                                    description="Each metrics row of the window has exactly one velocity row.")],
     **_GOLD,
@@ -74,4 +88,4 @@ def issue_priorities(context: dg.AssetExecutionContext, step_runner: dg.Resource
     yield from step_runner.run(context, "issue_priorities", table_store)
 
 
-gold_assets = [issue_daily_metrics, complaint_velocity, issue_priorities]
+gold_assets = [issue_daily_metrics, series_commerce, complaint_velocity, issue_priorities]

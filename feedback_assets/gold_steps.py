@@ -16,9 +16,10 @@ from pyspark.sql import functions as F
 from feedback_assets import tables
 from feedback_assets.alerts.config import AlertingConfig
 from feedback_assets.alerts.model import breach_key_of, series_key_of
-from feedback_assets.schemas import COMPLAINT_VELOCITY, ISSUE_DAILY_METRICS, ISSUE_PRIORITIES
+from feedback_assets.schemas import COMPLAINT_VELOCITY, ISSUE_DAILY_METRICS, ISSUE_PRIORITIES, SERIES_COMMERCE
 from feedback_assets.window import DayWindow
 from feedback_assets.transforms import gold
+from feedback_assets.transforms.dimensions import RETURN_REACH_DAYS
 from feedback_assets.transforms.priority import IssueSignals, PriorityConfig, components, priority_score
 from feedback_assets.transforms.velocity import series_days
 from resources.table_store import TableStore
@@ -53,6 +54,28 @@ def run_issue_metrics(spark: SparkSession, store: TableStore, window: DayWindow,
         series=written.select("label", "dimension", "value").distinct().count(),
         complaints_by_label={r["label"]: int(r["n"]) for r in by_label.orderBy(F.desc("n")).collect()},
     )
+
+
+@dataclass
+class CommerceReport:
+    rows: int
+    values: dict[str, int]
+    shop_orders: int
+    shop_revenue: float
+
+
+def run_series_commerce(spark: SparkSession, store: TableStore, window: DayWindow) -> CommerceReport:
+    """Commerce per day and dimension value for the window's days (returns priced on their order's values)."""
+    orders = store.read(spark, tables.ORDERS, window.start, window.end)
+    history = store.read(spark, tables.ORDERS, window.start - timedelta(days=RETURN_REACH_DAYS), window.end)
+    returns = store.read(spark, tables.RETURNS_REFUNDS, window.start, window.end)
+    catalog = store.read(spark, tables.SKU_CATALOG, window.start, window.end)
+    rows = gold.series_commerce(orders, history, returns, catalog).select(*SERIES_COMMERCE.fieldNames())
+    store.overwrite_partitions(rows, tables.SERIES_COMMERCE, window.start, window.end)
+    written = store.read(spark, tables.SERIES_COMMERCE, window.start, window.end)
+    values = {r["dimension"]: int(r["n"]) for r in written.groupBy("dimension").agg(F.countDistinct("value").alias("n")).collect()}
+    shop = written.where(F.col("dimension") == gold.ALL).agg(F.sum("orders").alias("orders"), F.sum("revenue").alias("revenue")).first()
+    return CommerceReport(written.count(), dict(sorted(values.items())), int(shop["orders"] or 0), round(float(shop["revenue"] or 0.0), 2))
 
 
 @dataclass

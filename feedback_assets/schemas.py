@@ -88,6 +88,7 @@ ORDERS = T.StructType(
         T.StructField("shipping_method", T.StringType()),
         T.StructField("platform", T.StringType()),
         T.StructField("customer_tier", T.StringType()),
+        T.StructField("app_version", T.StringType()),
         T.StructField("feedback_date", T.DateType(), False),
     ]
 )
@@ -203,6 +204,20 @@ COMPLAINT_VELOCITY = T.StructType(
         T.StructField("min_count", T.LongType(), False),
         T.StructField("min_lift", T.DoubleType(), False),
         T.StructField("alpha", T.DoubleType(), False),
+        T.StructField("feedback_date", T.DateType(), False),
+    ]
+)
+
+SERIES_COMMERCE = T.StructType(
+    [
+        T.StructField("dimension", T.StringType(), False),
+        T.StructField("value", T.StringType(), False),
+        T.StructField("orders", T.LongType(), False),
+        T.StructField("units", T.LongType(), False),
+        T.StructField("returns", T.LongType(), False),
+        T.StructField("revenue", T.DoubleType(), False),
+        T.StructField("margin", T.DoubleType(), False),
+        T.StructField("refunds", T.DoubleType(), False),
         T.StructField("feedback_date", T.DateType(), False),
     ]
 )

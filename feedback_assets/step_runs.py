@@ -255,6 +255,18 @@ def _issue_metrics(ctx: StepContext) -> StepOutcome:
     }, rows_per_day(ctx.store, tables.ISSUE_DAILY_METRICS, ctx.window))])
 
 
+def _series_commerce(ctx: StepContext) -> StepOutcome:
+    from feedback_assets.gold_steps import run_series_commerce
+
+    report = run_series_commerce(ctx.spark, ctx.store, ctx.window)
+    return StepOutcome(assets=[AssetOutcome("series_commerce", {
+        **window_metadata(ctx.window, report.rows),
+        "values_per_dimension": outcomes.as_json(report.values),
+        "shop_orders": outcomes.integer(report.shop_orders),
+        "shop_revenue": outcomes.number(report.shop_revenue),
+    }, rows_per_day(ctx.store, tables.SERIES_COMMERCE, ctx.window))])
+
+
 def _velocity(ctx: StepContext) -> StepOutcome:
     from feedback_assets.alerts.chart import read_velocity_history
     from feedback_assets.alerts.config import load_alerting
@@ -316,6 +328,7 @@ STEPS: dict[str, Callable[[StepContext], StepOutcome]] = {
     "feedback_classifications": _classifications,
     "feedback_themes": _themes,
     "issue_daily_metrics": _issue_metrics,
+    "series_commerce": _series_commerce,
     "complaint_velocity": _velocity,
     "issue_priorities": _priorities,
 }

@@ -30,6 +30,7 @@ class Layer(StrEnum):
     gold = "gold"
     ops = "ops"
     alerting = "alerting"
+    roi = "roi"
 
 
 @dataclass(frozen=True)
@@ -129,12 +130,32 @@ ISSUE_DAILY_METRICS = Table("gold.issue_daily_metrics", Layer.gold,
 COMPLAINT_VELOCITY = Table("gold.complaint_velocity", Layer.gold,
                            "Each series-day against its 7- and 28-day averages, with breach and alert flags.",
                            _spark("COMPLAINT_VELOCITY"))
+SERIES_COMMERCE = Table("gold.series_commerce", Layer.gold,
+                         "Orders, units, revenue, margin, returns and refunds per day for every value orders carry.",
+                         _spark("SERIES_COMMERCE"))
 ISSUE_PRIORITIES = Table("gold.issue_priorities", Layer.gold, "A 0-100 priority per (label, SKU, region) and day.",
                          _spark("ISSUE_PRIORITIES"))
 
 DISPATCH_LEDGER = Table("alerting.dispatch_ledger", Layer.alerting,
                         "One entry per alert: ticket and Slack post, each recorded exactly once.",
                         "feedback_assets.alerts.ledger:LEDGER_SCHEMA", partition_column=None)
+RESOLUTION_EVENTS = Table("alerting.resolution_events", Layer.alerting,
+                          "Every observed state of an alert ticket (id, updated, status, resolution), once each.",
+                          "feedback_assets.roi.schema:RESOLUTION_EVENTS", partition_column=None)
+
+_ROI = "feedback_assets.roi.schema"
+TICKET_RESOLUTIONS = Table("roi.ticket_resolutions", Layer.roi,
+                           "Alert tickets by the day they were resolved, mitigated, deferred or closed as invalid.",
+                           f"{_ROI}:TICKET_RESOLUTIONS")
+REMEDIATION_IMPACT = Table("roi.remediation_impact", Layer.roi,
+                           "Each resolved ticket's measured effect per window, as known on the day.",
+                           f"{_ROI}:REMEDIATION_IMPACT")
+ROI_METRICS = Table("roi.roi_metrics", Layer.roi, "The programme's rolling ROI figures with ranges, as of the day.",
+                    f"{_ROI}:ROI_METRICS")
+AFFECTED_CUSTOMERS = Table("roi.affected_customers", Layer.roi,
+                           "Pseudonymized customers who complained about a fixed issue, with a follow-up message.",
+                           f"{_ROI}:AFFECTED_CUSTOMERS")
+ROI_TABLES = (TICKET_RESOLUTIONS, REMEDIATION_IMPACT, ROI_METRICS, AFFECTED_CUSTOMERS)
 
 
 def landed(contract: Contract, channel: str | None = None) -> Table:
@@ -150,12 +171,13 @@ def landed(contract: Contract, channel: str | None = None) -> Table:
 PIPELINE_TABLES: tuple[Table, ...] = (
     *BRONZE.values(), SILVER_FEEDBACK, SILVER_REJECTS, ORDERS, RETURNS_REFUNDS, SKU_CATALOG,
     FEEDBACK_CLASSIFICATIONS, TRIAGE_QUEUE, CLASSIFICATION_DEAD_LETTERS, FEEDBACK_THEMES,
-    ISSUE_DAILY_METRICS, COMPLAINT_VELOCITY, ISSUE_PRIORITIES,
+    SERIES_COMMERCE, ISSUE_DAILY_METRICS, COMPLAINT_VELOCITY, ISSUE_PRIORITIES,
 )
 CATALOG: dict[str, Table] = {
     table.name: table
     for table in (*LANDED_FEEDBACK.values(), *LANDED_COMMERCE.values(), LANDING_LEDGER, *PIPELINE_TABLES,
-                  CLASSIFICATION_CACHE, EMBEDDING_CACHE, THEME_REGISTRY, DISPATCH_LEDGER)
+                  CLASSIFICATION_CACHE, EMBEDDING_CACHE, THEME_REGISTRY, DISPATCH_LEDGER, RESOLUTION_EVENTS,
+                  *ROI_TABLES)
 }
 
 

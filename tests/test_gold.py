@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from feedback_assets.alerts.config import parse_alerting
-from feedback_assets.schemas import ORDERS
-from feedback_assets.transforms.gold import issue_daily_metrics
+from feedback_assets.schemas import ORDERS, RETURNS_REFUNDS, SKU_CATALOG
+from feedback_assets.transforms.gold import issue_daily_metrics, series_commerce
 from feedback_assets.transforms.priority import COMPONENTS, IssueSignals, components, parse_priority, priority_score
 from resources.settings import REPO_CONFIG_DIR
 
@@ -23,9 +23,9 @@ def _issue(feedback_id, label, sku="JKT-1042", region="us_west", channel="produc
     return (feedback_id, DAY, label, "d", 0.6, churn, -0.5, 0.8, sku, region, channel, None, None, carrier)
 
 
-def _order(order_id, sku="JKT-1042", region="us_west"):
-    return (order_id, "1", datetime(2026, 11, 10, 12), "c", sku, 1, 10.0, 10.0, "USD", region, "UPS", "standard", "web",
-            "regular", DAY)
+def _order(order_id, sku="JKT-1042", region="us_west", platform="web", app_version=None, revenue=10.0, day=DAY):
+    return (order_id, "1", datetime(day.year, day.month, day.day, 12), "c", sku, 1, revenue, revenue, "USD", region, "UPS",
+            "standard", platform, "regular", app_version, day)
 
 
 def test_each_issue_counts_once_per_dimension_value_with_orders_per_1k(spark):
@@ -100,3 +100,26 @@ def test_a_label_setting_wins_over_its_dimension_setting():
 def test_a_misspelled_threshold_is_refused_with_the_known_names():
     with pytest.raises(ValueError, match="min_cuont"):
         parse_alerting({"dimensions": {"sku": {}}, "labels": {"defect_or_damage": {"min_cuont": 3}}})
+
+
+def test_series_commerce_prices_every_value_orders_carry_and_returns_land_on_their_orders_values(spark):
+    earlier = date(2026, 10, 20)
+    orders = spark.createDataFrame([
+        _order("o1", platform="android", app_version="5.3.0", revenue=80.0),
+        _order("o2", platform="android", app_version="5.3.0", revenue=20.0),
+        _order("o3", sku="TOP-1", region="us_east", platform="web", revenue=50.0),
+    ], ORDERS)
+    history = orders.unionByName(spark.createDataFrame(
+        [_order("o0", platform="android", app_version="5.2.1", revenue=30.0, day=earlier)], ORDERS))
+    returns = spark.createDataFrame([("r1", "o0", "JKT-1042", "defective", 30.0, "c", datetime(2026, 11, 10, 9), DAY)],
+                                    RETURNS_REFUNDS)
+    catalog = spark.createDataFrame([("JKT-1042", "Jacket", "apparel", "outerwear", "b", 80.0, 0.5, None, DAY),
+                                     ("TOP-1", "Top", "apparel", "tops", "b", 50.0, 0.2, None, DAY)], SKU_CATALOG)
+    rows = {(r["dimension"], r["value"]): r.asDict() for r in series_commerce(orders, history, returns, catalog).collect()}
+    assert rows[("platform", "android")]["orders"] == 2 and rows[("platform", "android")]["revenue"] == 100.0
+    assert rows[("app_version", "5.3.0")]["margin"] == 50.0
+    assert rows[("all", "all")]["orders"] == 3 and rows[("all", "all")]["revenue"] == 150.0
+    # The return of an older order counts on that order's platform and app version, not on today's orders.
+    assert rows[("app_version", "5.2.1")]["returns"] == 1 and rows[("app_version", "5.2.1")]["orders"] == 0
+    assert rows[("platform", "android")]["refunds"] == 30.0 and rows[("all", "all")]["returns"] == 1
+    assert ("app_version", None) not in rows and ("platform", "web") in rows

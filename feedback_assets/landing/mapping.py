@@ -33,7 +33,7 @@ CONTRACT_FIELDS: dict[Contract, tuple[frozenset[str], frozenset[str]]] = {
     Contract.orders: (
         frozenset({"order_id", "sku"}),
         frozenset({"line_id", "customer_ref", "quantity", "unit_price", "currency", "region",
-                   "carrier", "shipping_method", "platform", "customer_tier"}),
+                   "carrier", "shipping_method", "platform", "customer_tier", "app_version"}),
     ),
     Contract.returns: (
         frozenset({"return_id", "order_id"}),

@@ -46,6 +46,7 @@ def build_orders(landed: DataFrame, pseudonym_key: str) -> DataFrame:
         F.upper(F.trim("currency")).alias("currency"),
         *[F.lower(F.trim(c)).alias(c) for c in ("region", "shipping_method", "platform", "customer_tier")],
         F.trim("carrier").alias("carrier"),
+        F.when(F.trim("app_version") != "", F.trim("app_version")).alias("app_version"),
         F.col("feedback_date"),
     ).select(*ORDERS.fieldNames())
 

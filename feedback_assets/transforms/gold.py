@@ -12,8 +12,7 @@ from collections.abc import Sequence
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-# Orders know these dimensions, so their complaints can be put per 1,000 orders.
-ORDER_DIMENSIONS = ("sku", "region", "platform", "carrier")
+from feedback_assets.transforms.dimensions import ALL, ORDER_DIMENSIONS
 
 
 def issue_items(classifications: DataFrame, silver: DataFrame) -> DataFrame:
@@ -75,4 +74,43 @@ def orders_by_value(orders: DataFrame, dimensions: Sequence[str]) -> DataFrame:
         .where(F.col("pair.value").isNotNull())
         .groupBy("feedback_date", F.col("pair.dimension").alias("dimension"), F.col("pair.value").alias("value"))
         .agg(F.countDistinct("order_id").alias("orders"))
+    )
+
+
+def series_commerce(orders: DataFrame, order_history: DataFrame, returns: DataFrame, catalog: DataFrame) -> DataFrame:
+    """Orders, units, revenue, margin, returns and refunds per day for every value orders carry, and the shop's totals.
+
+    `orders` and `returns` hold the days to report; `order_history` reaches back far enough to hold
+    the orders those returns refer to, so a return counts on the region, carrier, platform and
+    app version of its order (its SKU is its own).
+    """
+    pairs = F.array(
+        *[F.struct(F.lit(d).alias("dimension"), F.col(d).cast("string").alias("value")) for d in ORDER_DIMENSIONS],
+        F.struct(F.lit(ALL).alias("dimension"), F.lit(ALL).alias("value")),
+    )
+    margins = catalog.select("feedback_date", "sku", F.coalesce("margin", F.lit(0.0)).alias("margin_rate"))
+    sold = (
+        orders.join(margins, ["feedback_date", "sku"], "left")
+        .select("feedback_date", "order_id", "quantity", "revenue",
+                (F.col("revenue") * F.coalesce("margin_rate", F.lit(0.0))).alias("margin"), F.explode(pairs).alias("pair"))
+        .where(F.col("pair.value").isNotNull() & (F.trim("pair.value") != ""))
+        .groupBy("feedback_date", F.col("pair.dimension").alias("dimension"), F.col("pair.value").alias("value"))
+        .agg(F.countDistinct("order_id").alias("orders"), F.sum("quantity").cast("long").alias("units"),
+             F.round(F.sum("revenue"), 2).alias("revenue"), F.round(F.sum("margin"), 2).alias("margin"))
+    )
+    order_keys = (order_history.groupBy("order_id")
+                  .agg(*[F.first(c, ignorenulls=True).alias(c) for c in ORDER_DIMENSIONS if c != "sku"]))
+    returned = (
+        returns.join(order_keys, "order_id", "left")
+        .select("feedback_date", "return_id", "refund_amount", F.explode(pairs).alias("pair"))
+        .where(F.col("pair.value").isNotNull() & (F.trim("pair.value") != ""))
+        .groupBy("feedback_date", F.col("pair.dimension").alias("dimension"), F.col("pair.value").alias("value"))
+        .agg(F.countDistinct("return_id").alias("returns"),
+             F.round(F.sum(F.coalesce("refund_amount", F.lit(0.0))), 2).alias("refunds"))
+    )
+    keys = ["feedback_date", "dimension", "value"]
+    return (
+        sold.join(returned, keys, "full")
+        .select(*keys, *[F.coalesce(c, F.lit(0)).cast("long").alias(c) for c in ("orders", "units", "returns")],
+                *[F.coalesce(c, F.lit(0.0)).alias(c) for c in ("revenue", "margin", "refunds")])
     )
