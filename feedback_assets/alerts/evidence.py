@@ -19,13 +19,12 @@ import yaml
 
 from feedback_assets import tables
 from feedback_assets.alerts.chart import read_velocity_history, series_history, velocity_chart_png
+from feedback_assets.alerts.commerce import SHARE_DAYS, CommerceContext, commerce_context
 from feedback_assets.alerts.model import Alert
-
 from feedback_assets.enrichment.taxonomy import load_taxonomy
-
-
-from resources.settings import settings
+from feedback_assets.transforms.priority import IssueSignals, components, load_priority, priority_score
 from feedback_assets.window import days_in
+from resources.settings import settings
 from resources.table_store import TableStore
 
 MAX_QUOTES = 3
@@ -83,7 +82,7 @@ def series_items(store: TableStore, label: str, dimension: str, value: str, days
     if classified.empty or silver.empty:
         return pd.DataFrame()
     rows = []
-    context = silver.set_index("feedback_id")[["sku", "region", "platform", "app_version", "text_clean"]]
+    context = silver.set_index("feedback_id")[["sku", "region", "platform", "app_version", "customer_key", "text_clean"]]
     for item in classified.itertuples(index=False):
         issue = next((i for i in (item.labels if item.labels is not None else []) if i["label"] == label), None)
         if issue is None or item.feedback_id not in context.index:
@@ -98,6 +97,7 @@ def series_items(store: TableStore, label: str, dimension: str, value: str, days
         rows.append({**values, "feedback_id": item.feedback_id, "feedback_date": item.feedback_date,
                      "quote": issue["evidence"] or keys["text_clean"], "severity": issue["severity"] or 0.0,
                      "confidence": item.confidence or 0.0, "needs_review": bool(item.needs_review),
+                     "churn_intent": bool(item.churn_intent), "customer_key": keys["customer_key"],
                      "prompt_version": item.prompt_version})
     return pd.DataFrame(rows)
 
@@ -134,14 +134,18 @@ def build_alert(store: TableStore, series_key: str, day: date, context: AlertCon
     if not daily.empty:
         daily = daily[(daily["label"] == row["label"]) & (daily["dimension"] == row["dimension"]) & (daily["value"] == row["value"])]
     by_day = dict(zip(daily.get("feedback_date", []), daily.get("complaints", []), strict=True))
-    subject = _subject(store, row["dimension"], row["value"], day)
+    subject = customer_subject(store, row["dimension"], row["value"], day)
+    share_days = days_in(day - timedelta(days=SHARE_DAYS - 1), day)
+    commerce = commerce_context(_frame(store, tables.SERIES_COMMERCE, share_days).to_dict("records"),
+                                row["dimension"], row["value"], day)
+    score, drivers = series_priority(store, row, items, commerce, share_days)
     return Alert(
         label=row["label"], domain=label.domain, dimension=row["dimension"], value=row["value"], day=day,
         count=int(row["complaints"]), count_7d=int(row["complaints_7d"]),
         daily_counts_7d=tuple(int(by_day.get(d, 0)) for d in week),
         ma7=float(row["ma7"]), ma28=float(row["ma28"]), lift=float(row["lift"]), p_value=float(row["p_value"]),
         per_1k_orders=None if pd.isna(row["complaints_per_1k_orders"]) else float(row["complaints_per_1k_orders"]),
-        priority_score=_priority(store, row["label"], items, day), revenue_at_risk=_revenue_at_risk(store, items, day),
+        priority_score=score, revenue_at_risk=commerce.revenue_at_risk(int(row["complaints_7d"])),
         affected_skus=_top(items, "sku"), affected_regions=_top(items, "region"),
         quotes=pick_quotes(items, day), themes=_themes(store, items, week),
         owner=label.owner, prompt_version=_prompt_version(items),
@@ -149,10 +153,11 @@ def build_alert(store: TableStore, series_key: str, day: date, context: AlertCon
         asset_url=f"{context.ui_base_url.rstrip('/')}/assets/complaint_velocity?partition={day.isoformat()}",
         support_macro=support_macro(row["label"], label.domain, subject, label.owner.sla_days),
         chart_png=velocity_chart_png(series_history(history, series_key, day), series_key, day),
+        commerce=commerce, priority_drivers=drivers,
     )
 
 
-def _subject(store: TableStore, dimension: str, value: str, day: date) -> str:
+def customer_subject(store: TableStore, dimension: str, value: str, day: date) -> str:
     """How a customer reply names what the alert is about: the product name for a SKU; every value sanitised."""
     safe = customer_safe(value, "")
     if dimension == "sku":
@@ -177,25 +182,27 @@ def _prompt_version(items: pd.DataFrame) -> str:
     return Counter(items["prompt_version"]).most_common(1)[0][0] if not items.empty else "unknown"
 
 
-def _priority(store: TableStore, label: str, items: pd.DataFrame, day: date) -> float:
-    """The highest priority among the (label, SKU, region) issues the series' complaints fall into."""
-    priorities = _frame(store, tables.ISSUE_PRIORITIES, [day])
-    if priorities.empty or items.empty:
-        return 0.0
-    keys = set(zip(items["sku"], items["region"], strict=True))
-    in_series = pd.Series([k in keys for k in zip(priorities["sku"], priorities["region"], strict=True)],
-                          index=priorities.index)
-    mine = priorities[(priorities["label"] == label) & in_series]
-    return float(mine["priority_score"].max()) if not mine.empty else 0.0
-
-
-def _revenue_at_risk(store: TableStore, items: pd.DataFrame, day: date) -> float:
-    """The week's complaints priced at their SKU's list price (as issue_priorities prices them)."""
-    catalog = _frame(store, tables.SKU_CATALOG, [day])
-    if catalog.empty or items.empty:
-        return 0.0
-    prices = dict(zip(catalog["sku"], catalog["price"], strict=True))
-    return round(float(sum(prices.get(sku) or 0.0 for sku in items["sku"])), 2)
+def series_priority(store: TableStore, row: pd.Series, items: pd.DataFrame, commerce: CommerceContext,
+                    share_days: list[date]) -> tuple[float, tuple[str, ...]]:
+    """The series' 0–100 priority from its own week and its value's commercial weight, with its strongest components."""
+    config = load_priority(settings().config_dir / "priority.yaml")
+    customers = [c for c in (items["customer_key"] if not items.empty else []) if c]
+    orders = _frame(store, tables.ORDERS, share_days) if customers else pd.DataFrame()
+    tiers = dict(zip(orders["customer_key"], orders["customer_tier"], strict=True)) if not orders.empty else {}
+    signals = IssueSignals(
+        complaints=int(row["complaints_7d"]), baseline_weekly_mean=7 * float(row["ma28"]),
+        mean_severity=float(items["severity"].mean()) if not items.empty else 0.0,
+        churn_share=float(items["churn_intent"].mean()) if not items.empty else 0.0,
+        revenue_share=commerce.revenue_share or 0.0, return_rate=commerce.return_rate or 0.0,
+        high_value_share=(sum(tiers.get(c) in config.high_value_tiers for c in customers) / len(customers)
+                          if customers else 0.0),
+        mean_confidence=float(items["confidence"].mean()) if not items.empty else 0.0,
+        # The day's spike is what alerted: its lift, or the week's over the baseline when that is higher.
+        lift=max(float(row["lift"]), int(row["complaints_7d"]) / max(7 * float(row["ma28"]), 1.0)),
+    )
+    parts = components(signals, config)
+    weighted = sorted(parts, key=lambda name: -config.weights[name] * parts[name])
+    return priority_score(parts, config), tuple(f"{name} {parts[name]:.2f}" for name in weighted[:3])
 
 
 def _themes(store: TableStore, items: pd.DataFrame, days: list[date], limit: int = 3) -> tuple[str, ...]:

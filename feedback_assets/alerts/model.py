@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Protocol
 
+from feedback_assets.alerts.commerce import CommerceContext
 from feedback_assets.enrichment.taxonomy import Owner
 
 __all__ = ["Alert", "DispatchOutcome", "Owner", "PostRef", "SlackSink", "TicketRef", "TicketSink"]
@@ -48,7 +49,8 @@ class Alert:
     p_value: float
     per_1k_orders: float | None
     priority_score: float
-    revenue_at_risk: float
+    # None when it cannot be known (`commerce.unknown_reason` says why): never shown as 0.
+    revenue_at_risk: float | None
     affected_skus: tuple[str, ...]
     affected_regions: tuple[str, ...]
     quotes: tuple[str, ...]
@@ -60,6 +62,10 @@ class Alert:
     support_macro: str
     # The series' chart (PNG) for tickets; empty when it could not be drawn.
     chart_png: bytes = field(default=b"", repr=False, compare=False)
+    # What flows through the series' value: orders, revenue, margin, returns, refunds, shares.
+    commerce: CommerceContext | None = None
+    # The priority's strongest components, e.g. ("revenue_share 1.00", "velocity 1.00").
+    priority_drivers: tuple[str, ...] = ()
 
     @property
     def series_key(self) -> str:

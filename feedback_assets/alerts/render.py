@@ -185,9 +185,38 @@ def ticket_summary(alert: Alert) -> str:
     return " ".join(_visible(line).split())[:SUMMARY_LIMIT]
 
 
+def _unknown(alert: Alert) -> str:
+    reason = alert.commerce.unknown_reason if alert.commerce and alert.commerce.unknown_reason else "no orders"
+    return f"unknown ({reason})"
+
+
+def revenue_at_risk_text(alert: Alert) -> str:
+    """The complaining customers' order value, or why it is unknown."""
+    return _unknown(alert) if alert.revenue_at_risk is None else _number(alert.revenue_at_risk)
+
+
+def _share(value: float | None) -> str:
+    return "unknown" if value is None else f"{100 * value:.1f}%"
+
+
+def _commerce(alert: Alert) -> list[tuple[str, str | None, Sequence[str]]]:
+    """What flows through the series' value, as evidence rows (only when it is known)."""
+    commerce = alert.commerce
+    if commerce is None or commerce.unknown_reason:
+        return []
+    return [
+        ("Orders through it, last 7 days", f"{commerce.orders_7d:,}", ()),
+        ("Revenue / margin through it, last 7 days",
+         f"{_number(commerce.revenue_7d or 0)} / {_number(commerce.margin_7d or 0)}", ()),
+        ("Share of the day's orders / revenue", f"{_share(commerce.order_share)} / {_share(commerce.revenue_share)}", ()),
+        ("Returns / refund exposure, last 7 days", f"{commerce.returns_7d:,} / {_number(commerce.refunds_7d or 0)}", ()),
+    ]
+
+
 def _evidence(alert: Alert) -> list[tuple[str, str | None, Sequence[str]]]:
     """(metric, system-made value, customer-derived values) rows; exactly one value kind is set."""
-    per_1k = "unknown (no orders)" if alert.per_1k_orders is None else f"{alert.per_1k_orders:.2f}"
+    per_1k = _unknown(alert) if alert.per_1k_orders is None else f"{alert.per_1k_orders:.2f}"
+    drivers = f"; driven by {', '.join(alert.priority_drivers)}" if alert.priority_drivers else ""
     return [
         ("Complaints today", f"{alert.count} on {alert.day.isoformat()}", ()),
         ("Complaints, last 7 days", str(alert.count_7d), ()),
@@ -195,8 +224,9 @@ def _evidence(alert: Alert) -> list[tuple[str, str | None, Sequence[str]]]:
         ("Lift over the 28-day mean", _lift(alert), ()),
         ("p-value (Poisson upper tail)", _p_value(alert.p_value), ()),
         ("Complaints per 1k orders", per_1k, ()),
-        ("Revenue at risk", _number(alert.revenue_at_risk), ()),
-        ("Priority", f"{alert.priority} (score {alert.priority_score:.0f})", ()),
+        *_commerce(alert),
+        ("Revenue at risk (7-day complaints × average order value)", revenue_at_risk_text(alert), ()),
+        ("Priority", f"{alert.priority} (score {alert.priority_score:.0f}{drivers})", ()),
         ("Affected SKUs", None, _some(alert.affected_skus)),
         ("Affected regions", None, _some(alert.affected_regions)),
         ("Themes", None, _some(alert.themes)),
@@ -473,7 +503,7 @@ def slack_message(alert: Alert, ticket: TicketRef, *, reply: bool = False) -> di
         _field("Last 7 days", " · ".join(str(n) for n in alert.daily_counts_7d) + f" = {alert.count_7d}"),
         _field("Lift", f"{_lift(alert)} the 28-day mean ({alert.ma28:.1f}/day)"),
         _field("p-value", _p_value(alert.p_value)),
-        _field("Revenue at risk", _number(alert.revenue_at_risk)),
+        _field("Revenue at risk", revenue_at_risk_text(alert)),
         _field("Priority", f"{alert.priority} (score {alert.priority_score:.0f})"),
         _field("Affected SKUs", _slack_codes(alert.affected_skus)),
         _field("Affected regions", _slack_codes(alert.affected_regions)),

@@ -41,6 +41,8 @@ class IssueSignals:
     return_rate: float
     high_value_share: float
     mean_confidence: float
+    # An alert's own lift (its day against the 28-day mean); without it, the window's over the baseline.
+    lift: float | None = None
 
 
 def parse_priority(raw: bytes) -> PriorityConfig:
@@ -67,7 +69,7 @@ def _clip(value: float) -> float:
 def components(signals: IssueSignals, config: PriorityConfig) -> dict[str, float]:
     """Each signal scaled to 0..1."""
     scale = config.scale
-    lift = signals.complaints / max(signals.baseline_weekly_mean, 1.0)
+    lift = signals.lift if signals.lift is not None else signals.complaints / max(signals.baseline_weekly_mean, 1.0)
     return {
         "volume": _clip(math.log1p(signals.complaints) / math.log1p(scale["volume"])),
         "velocity": _clip((lift - 1) / (scale["velocity"] - 1)),
