@@ -17,6 +17,7 @@ from feedback_assets.landing.parse import SourceRecord, field_value, parse_times
 from feedback_assets.sample_data import SampleSummary, generate_sample
 from feedback_assets.sample_data.generator import (
     CATALOG,
+    MALFORMED_KINDS,
     SIZES,
     Context,
     TextComposer,
@@ -174,7 +175,7 @@ def test_malformed_records_break_in_every_planted_way(sample, tmp_path, channel)
     good = next(record.fields for _, record in _records(sample[0] / "landing", channel) if record.fields)
     rng = random.Random(5)
     path = tmp_path / f"{channel}.{mapping.format}"
-    write_feedback_file(path, channel, [malform(rng, channel, dict(good)) for _ in range(60)])
+    write_feedback_file(path, channel, [malform(rng, channel, dict(good), MALFORMED_KINDS[n % len(MALFORMED_KINDS)]) for n in range(60)])
 
     outcomes: Counter[str] = Counter()
     for record in read_records(path, mapping):

@@ -75,6 +75,8 @@ CARRIERS = {
 }
 SHIP_METHODS = (("standard", 68), ("express", 24), ("next_day", 8))
 PLATFORMS = (("web", 45), ("ios", 30), ("android", 25))
+# Orders placed in an app know the app version.
+APP_PLATFORMS = ("ios", "android")
 TIERS = (("new", 30), ("regular", 60), ("vip", 10))
 PALETTE = ("Black", "Navy", "Olive", "Sand", "Red", "White", "Grey", "Forest Green", "Rust", "Sky Blue")
 
@@ -295,7 +297,7 @@ CSV_HEADERS = {
     "return_reasons": ("return_id", "requested_at", "order_id", "sku", "customer_id", "region", "customer_comment",
                        "return_method"),
     "orders": ("order_id", "line_no", "ordered_at", "customer_id", "sku", "qty", "unit_price", "currency", "region",
-               "carrier", "ship_method", "platform", "customer_tier"),
+               "carrier", "ship_method", "platform", "customer_tier", "app_version"),
     "returns": ("rma_id", "order_id", "sku", "reason_code", "refund_amount", "customer_id", "created_at"),
     "sku_catalog": ("sku", "name", "category", "subcategory", "brand", "list_price", "margin_pct", "launch_date"),
 }
@@ -411,8 +413,22 @@ class Item:
 
 
 @dataclass(frozen=True)
+class TicketPlan:
+    """What the team does with the incident's ticket: its resolution code, on which day, and why."""
+
+    code: str
+    day: date
+    note: str
+
+
+@dataclass(frozen=True)
 class Incident:
-    """A planted problem: its label, the keys it concentrates on, its window and volume."""
+    """A planted problem: its label, the keys it concentrates on, its window, volume and what the team does about it.
+
+    `chronic_per_day` complaints arrive from the first day (the root cause predates the spike) until
+    `fix` ships; a fix also ends the spike. An incident without a fix either ends by itself (`end`)
+    or goes on (deferred).
+    """
 
     id: str
     kind: str
@@ -427,6 +443,11 @@ class Incident:
     labels: tuple[tuple[str, float], ...]
     description: str
     return_reason: str | None = None
+    chronic_per_day: float = 0.0
+    # The chronic complaints concentrate on these keys (a subset of `keys`: 5.3.0 did not exist before the spike).
+    chronic_keys: tuple[str, ...] = ()
+    fix: date | None = None
+    ticket: TicketPlan | None = None
 
     def order_key(self) -> tuple[str, ...] | None:
         """The order index key of the orders this incident's customers placed."""
@@ -437,20 +458,37 @@ class Incident:
             return ("carrier_region", keys["carrier"], keys["region"])
         return None
 
+    @property
+    def last_spike_day(self) -> date | None:
+        """The last day at full volume: the fix day, or the day the problem ended by itself."""
+        return self.fix or self.end
+
     def intensity(self, day: date) -> float:
-        """Share of the peak volume on this day (0 outside the window)."""
-        if day < self.onset or (self.end is not None and day > self.end):
+        """Share of the peak volume on this day (0 outside the window; it falls over about two days after its end)."""
+        last = self.last_spike_day
+        if day < self.onset or (last is not None and day > last + timedelta(days=2)):
             return 0.0
         rise = min(1.0, ((day - self.onset).days + 1) / self.ramp_days)
-        if self.end is None:
+        if last is None:
             return rise
-        return min(rise, ((self.end - day).days + 1.5) / 2)
+        return max(0.0, min(rise, ((last - day).days + 1.5) / 2))
+
+    def chronic(self, day: date) -> float:
+        """Complaints per day from the root cause itself, until the fix removes it (over about two days)."""
+        if self.fix is None or day <= self.fix:
+            return self.chronic_per_day
+        return self.chronic_per_day * max(0.0, 1 - (day - self.fix).days / 2)
 
     def manifest(self) -> dict[str, object]:
         """The incident as recorded in the manifest."""
         return {
             "id": self.id, "kind": self.kind, "label": self.label, "keys": dict(self.keys),
-            "onset": self.onset.isoformat(), "end": self.end.isoformat() if self.end else None,
+            "onset": self.onset.isoformat(), "end": self.last_spike_day.isoformat() if self.last_spike_day else None,
+            "fix_date": self.fix.isoformat() if self.fix else None,
+            "outcome": "fixed" if self.fix else "ended_by_itself" if self.end else "continues",
+            "ticket": {"code": self.ticket.code, "day": self.ticket.day.isoformat(), "note": self.ticket.note}
+            if self.ticket else None,
+            "chronic_per_day": self.chronic_per_day, "chronic_keys": list(self.chronic_keys),
             "channels": list(self.channels), "extra_per_day": self.extra_per_day,
             "secondary_labels": [label for label, _ in self.labels if label != self.label],
             "description": self.description,
@@ -458,7 +496,14 @@ class Incident:
 
 
 def plan_incidents(start: date, days: int, items_per_day: int) -> list[Incident]:
-    """The four planted incidents, their onsets clamped into shorter windows."""
+    """The four planted incidents, their onsets clamped into shorter windows.
+
+    Two are fixed (the checkout bug, the jacket's size guide), one ends by itself (the carrier's
+    backlog clears; its ticket is closed as mitigated all the same) and one is deferred (the earbuds
+    wait for a new supplier): the impact measurement must credit only the first two. The fixed
+    ones and the deferred one have a root cause that predates the spike (a chronic rate); the
+    carrier's spike stands on the carrier's ordinary background.
+    """
     last = start + timedelta(days=days - 1)
 
     def at(offset: int) -> date:
@@ -467,28 +512,46 @@ def plan_incidents(start: date, days: int, items_per_day: int) -> list[Incident]
     def peak(base: float) -> int:
         return max(3, round(base * items_per_day / 200))
 
-    carrier_onset = at(min(19, days // 3))
-    checkout_onset = at(min(29, days // 2))
+    def scaled(base: float) -> float:
+        return base * items_per_day / 200
+
+    def within(day: date) -> date:
+        return min(day, last)
+
+    carrier_onset = at(min(36, days * 2 // 5))
+    checkout_onset = at(min(40, days * 4 // 9))
+    jacket_onset = at(min(45, days // 2))
+    earbuds_onset = at(min(50, days * 5 // 9))
+    checkout_fix, jacket_fix = within(checkout_onset + timedelta(days=6)), within(jacket_onset + timedelta(days=7))
+    carrier_end = within(carrier_onset + timedelta(days=6))
     return [
         Incident("jacket_runs_small", "sku_fit", "size_runs_small", {"sku": "JKT-1042", "region": "us_west"},
-                 at(min(39, days * 2 // 3)), None, ("product_reviews", "return_reasons", "support_tickets"),
+                 jacket_onset, None, ("product_reviews", "return_reasons", "support_tickets"),
                  (0.5, 0.3, 0.2), peak(10), 2, (("size_runs_small", 0.7), ("fit_cut_issue", 0.3)),
                  "Alpine Shell Jacket (JKT-1042) runs small and tight in the shoulders for us_west customers",
-                 "too_small"),
+                 "too_small", chronic_per_day=scaled(1.6), chronic_keys=("sku", "region"), fix=jacket_fix,
+                 ticket=TicketPlan("resolved", jacket_fix, "size guide updated with shoulder measurements")),
         Incident("carrier_delay", "carrier_delay", "delivery_delay", {"carrier": "FedEx", "region": "us_east"},
-                 carrier_onset, min(carrier_onset + timedelta(days=6), last),
+                 carrier_onset, carrier_end,
                  ("support_tickets", "marketplace_messages", "product_reviews", "surveys"),
                  (0.4, 0.2, 0.2, 0.2), peak(12), 2, (("delivery_delay", 1.0),),
-                 "FedEx deliveries to us_east are stuck for a week"),
+                 "FedEx deliveries to us_east are stuck for a week",
+                 ticket=TicketPlan("mitigated", within(carrier_end + timedelta(days=2)),
+                                   "FedEx cleared its backlog; nothing changed on our side")),
         Incident("checkout_bug_android", "app_regression", "checkout_payment_issue",
-                 {"platform": "android", "app_version": "5.3.0"}, checkout_onset,
-                 min(checkout_onset + timedelta(days=9), last), ("app_store_reviews", "support_tickets"),
-                 (0.6, 0.4), peak(10), 2, (("checkout_payment_issue", 1.0),),
-                 "Android app 5.3.0 fails at the payment step until 5.3.1"),
+                 {"platform": "android", "app_version": "5.3.0"}, checkout_onset, None,
+                 ("app_store_reviews", "support_tickets"),
+                 (0.8, 0.2), peak(16), 2, (("checkout_payment_issue", 1.0),),
+                 "Android app 5.3.0 fails at the payment step until 5.3.1", chronic_per_day=scaled(3.0),
+                 chronic_keys=("platform",), fix=checkout_fix,
+                 ticket=TicketPlan("resolved", checkout_fix, "5.3.1 released: payment retry no longer double-charges")),
         Incident("earbuds_defect", "sku_defect", "defect_or_damage", {"sku": "ELC-2207"},
-                 at(min(44, days * 3 // 4)), None, ("product_reviews", "return_reasons", "marketplace_messages"),
+                 earbuds_onset, None, ("product_reviews", "return_reasons", "marketplace_messages"),
                  (0.45, 0.35, 0.2), peak(10), 2, (("defect_or_damage", 1.0),),
-                 "Left earbud of Pulse Buds (ELC-2207) stops charging", "defective"),
+                 "Left earbud of Pulse Buds (ELC-2207) stops charging", "defective",
+                 chronic_per_day=scaled(0.6), chronic_keys=("sku",),
+                 ticket=TicketPlan("deferred", within(earbuds_onset + timedelta(days=5)),
+                                   "waiting for the new supplier next quarter")),
     ]
 
 
@@ -973,6 +1036,7 @@ class World:
         self.by_category = {c: [n for n, s in enumerate(CATALOG) if s.category == c] for c in CATEGORIES.values()}
         self.carry: dict[str, list[Item]] = {c: [] for c in FEEDBACK_CHANNELS}
         self.carry_rows: dict[str, list[object]] = {c: [] for c in FEEDBACK_CHANNELS}
+        self.malformed = 0
 
     def round(self, expected: float) -> int:
         """Stochastic rounding: the integer part plus one with the fractional probability."""
@@ -1006,13 +1070,14 @@ class World:
             hours, rest = divmod(second, 3600)
             stamp = f"{prefix}{hours:02d}:{rest // 60:02d}:{rest % 60:02d}Z"
             method, tier = _draw(rng, _SHIP_TABLE), self.customer_tiers[c]
+            version = self.app_version(platform, day) if platform in APP_PLATFORMS else ""
             for line_no in range(1, _draw(rng, _LINES_TABLE) + 1):
                 sku = _draw(rng, _SKU_TABLE)
                 qty = 1 if rng.random() < 0.88 else 2
                 roll = rng.random()
                 price = round(CATALOG[sku].price * rate * (1.0 if roll < 0.85 else 0.85 if roll < 0.95 else 0.7), 2)
                 write_row((order_id, line_no, stamp, self.customers[c], CATALOG[sku].code, qty, f"{price:.2f}",
-                           currency, region, shipper, method, platform, tier))
+                           currency, region, shipper, method, platform, tier, version))
                 today.add(OrderLine(order_id, self.customers[c], sku, region, shipper, platform, price, qty, day))
         self.history.append(today)
         return len(today.lines)
@@ -1046,7 +1111,7 @@ class World:
         rng = self.rng
         if day < incident.onset:
             return rng.choice(("5.2.1", "5.2.1", "5.2.0"))
-        if incident.end is None or day <= incident.end:
+        if incident.last_spike_day is None or day <= incident.last_spike_day:
             return "5.3.0" if platform == "ios" or rng.random() < 0.85 else "5.2.1"
         return "5.3.1" if rng.random() < 0.8 else "5.3.0"
 
@@ -1126,10 +1191,11 @@ class World:
             ctx = replace(ctx, order_id=None)
         return self.item(channel, day, labels, ctx, customer, line)
 
-    def incident_item(self, incident: Incident, channel: str, day: date) -> Item:
-        """One extra item caused by an incident."""
+    def incident_item(self, incident: Incident, channel: str, day: date, chronic: bool = False) -> Item:
+        """One extra item caused by an incident: by its spike, or (`chronic`) by the root cause before and after it."""
         rng = self.rng
-        keys, key = incident.keys, incident.order_key()
+        keys = {k: v for k, v in incident.keys.items() if k in incident.chronic_keys} if chronic else incident.keys
+        key = replace(incident, keys=keys).order_key()
         low, high = (2, 9) if "carrier" in keys else ORDER_AGE.get(channel, (0, 0))
         line = self.pick_line(low, high, key) if key and channel in ORDER_AGE else None
         sku = CATALOG[SKU_INDEX[keys["sku"]]] if "sku" in keys else None
@@ -1142,7 +1208,7 @@ class World:
         labels = (label,)
         if rng.random() < 0.12 and (options := P.CO_OCCUR.get(label)):
             labels = (label, rng.choice([o for o in options if _fits(o, ctx.sku.category)] or [label]))
-        return self.item(channel, day, tuple(dict.fromkeys(labels)), ctx, customer, line, incident.id)
+        return self.item(channel, day, tuple(dict.fromkeys(labels)), ctx, customer, line, None if chronic else incident.id)
 
 
 @cache
@@ -1272,9 +1338,11 @@ def _ticket(rng: random.Random, item: Item) -> dict[str, object]:
     }
 
 
-def malform(rng: random.Random, channel: str, record: dict[str, object]) -> object:
+MALFORMED_KINDS = ("shape", "timestamp", "empty_text", "missing_id")
+
+
+def malform(rng: random.Random, channel: str, record: dict[str, object], kind: str) -> object:
     """A broken version of a record: wrong shape, bad timestamp, no text or no id."""
-    kind = rng.choice(("shape", "timestamp", "empty_text", "missing_id"))
     if kind == "timestamp":
         return {**record, TIME_FIELDS[channel]: rng.choice(BAD_TIMESTAMPS)}
     if kind == "missing_id":
@@ -1347,6 +1415,8 @@ class DayWriter:
                     share = incident.shares[incident.channels.index(channel)]
                     count = world.round(incident.extra_per_day * incident.intensity(day) * share)
                     items += [world.incident_item(incident, channel, day) for _ in range(count)]
+                    chronic = world.round(incident.chronic(day) * share)
+                    items += [world.incident_item(incident, channel, day, chronic=True) for _ in range(chronic)]
             items.sort(key=lambda item: item.at)
             rows = self.hazards(channel, items, day, last)
             path = self.path(channel, day, "csv" if channel in CSV_CHANNELS else "jsonl")
@@ -1371,7 +1441,9 @@ class DayWriter:
         for item in items:
             record = render(rng, item)
             if rng.random() < MALFORMED_RATE:
-                rows.append(malform(rng, channel, record))
+                # In turn, so even a small sample holds every kind of breakage.
+                rows.append(malform(rng, channel, record, MALFORMED_KINDS[world.malformed % len(MALFORMED_KINDS)]))
+                world.malformed += 1
                 continue
             rows.append(record)
             roll = rng.random()
@@ -1411,7 +1483,8 @@ class DayWriter:
         for incident in world.incidents:
             if incident.return_reason is None:
                 continue
-            for _ in range(world.round(incident.extra_per_day * incident.intensity(day) * 1.2)):
+            expected = (incident.extra_per_day * incident.intensity(day) + incident.chronic(day)) * 1.2
+            for _ in range(world.round(expected)):
                 if (line := world.pick_line(3, 28, incident.order_key())) is not None:
                     rows.append(self.rma(line, incident.return_reason, day))
         return rows

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 
 from feedback_assets import tables
@@ -110,3 +110,36 @@ def render_incident_check(score: IncidentScore) -> str:
                  f"({score.false_alerts_per_100_series_weeks:.2f} per 100 series-weeks watched)")
     lines += [f"    background: {a.day} {a.label} on {a.dimension}={a.value}" for a in score.false_alerts]
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class PlannedResolution:
+    ticket_key: str
+    incident: str
+    code: str
+    note: str
+    at: datetime
+
+
+def planned_resolutions(manifest: Mapping, tickets: Iterable[Mapping]) -> list[PlannedResolution]:
+    """What the sample's team does with each incident's tickets: its code and note, on the manifest's day.
+
+    A ticket belongs to an incident when its series is the incident's label (or a secondary one) on
+    one of its keys and it was opened between the onset and the team's decision.
+    """
+    plans = []
+    for row in tickets:
+        day = date.fromisoformat(row["breach_key"].rpartition("@")[2])
+        label, _, rest = row["series_key"].partition(":")
+        value = rest.partition("=")[2]
+        for incident in manifest["incidents"]:
+            ticket = incident.get("ticket")
+            labels = {incident["label"], *incident.get("secondary_labels", [])}
+            if ticket is None or label not in labels or value not in incident["keys"].values():
+                continue
+            decided = date.fromisoformat(ticket["day"])
+            if date.fromisoformat(incident["onset"]) <= day <= decided:
+                plans.append(PlannedResolution(row["key"], incident["id"], ticket["code"], ticket["note"],
+                                               datetime.combine(decided, time(16), UTC)))
+                break
+    return plans
