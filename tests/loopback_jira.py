@@ -9,16 +9,29 @@ Endpoints (all behind HTTP basic auth, 401 otherwise):
   answers 201 ``{id, key, self}`` with keys numbered per project (``FIT-1``, ``FIT-2``…).
 - ``GET /rest/api/2/issue/{key}``, ``GET|POST /rest/api/2/issue/{key}/comment`` (``startAt``, ``maxResults``).
 - ``GET /rest/api/2/field``: the field list the client reads before a search.
+- ``GET /rest/api/2/myself``: the bot user's profile, with ``timeZone`` (`time_zone`, omitted when None).
 - ``GET /rest/api/2/search/jql`` (Cloud, ``nextPageToken`` paging) and, for ``deployment="server"``,
   ``GET /rest/api/2/search`` (``startAt`` paging); Cloud answers the latter with 410 Gone, as Jira Cloud
-  does since 2025. The JQL subset: ``labels = "x" [AND statusCategory != Done] [ORDER BY created ASC|DESC]``.
+  does since 2025. A page holds at most `page_size` issues whatever ``maxResults`` asks. The JQL subset:
+  ``labels = "x" [AND statusCategory != Done] [AND updated >= "YYYY-MM-DD HH:MM"]
+  [ORDER BY created|updated ASC|DESC]``. As in Jira, the date literal is wall-clock time in the user's
+  time zone (`time_zone`; UTC when None; in the hour a DST change repeats, the later instant) and
+  ``updated`` is compared truncated to the minute.
+
+Issues carry ``updated`` (bumped by every change: create, comment, attachment, transition) and
+``resolution`` (``None`` or ``{"name": ...}``); `clock` (default: now) dates creates and changes.
+`transition` moves an issue to any status, category and resolution, optionally at a given ``updated``
+time; `mark_done` is a transition to status Done, category done, resolution Done.
 
 Faults (`add_fault`), each consumed by the next request on its route: ``"429"`` and ``"503"`` (with
 ``Retry-After``), ``"500"``, ``"502"``; ``"fail_after_create"`` (the issue is created, then the answer
 is a 5xx, 500 unless `status` says otherwise: the classic lost response) and ``"drop_after_create"``
-(the issue is created, then the connection closes unanswered). ``search_lag`` makes a new issue
-invisible to its first N searches (Jira's search index is eventually consistent). `mark_done`
-resolves an issue.
+(the issue is created, then the connection closes unanswered).
+
+Jira's search index is eventually consistent: ``search_lag`` makes a new issue invisible to its first
+N searches, and ``update_lag`` makes a change invisible to the first N searches after it (they still
+return the issue's previous state). Changes reach the index in order, and only the first page of a
+search counts as a search (later pages read the index without aging it).
 """
 
 from __future__ import annotations
@@ -27,9 +40,11 @@ import base64
 import copy
 import re
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from tests.loopback_http import Drop, LoopbackServer, Reply, Request
 
@@ -37,7 +52,8 @@ DEFAULT_USER = "f2f-bot@example.com"
 DEFAULT_TOKEN = "loopback-api-token"
 FAULT_KINDS = frozenset({"429", "500", "502", "503", "fail_after_create", "drop_after_create"})
 AFTER_CREATE = frozenset({"fail_after_create", "drop_after_create"})
-ROUTES = frozenset({"any", "create", "get_issue", "search", "fields", "comments", "add_comment", "attach"})
+ROUTES = frozenset({"any", "create", "get_issue", "search", "fields", "myself", "comments", "add_comment", "attach"})
+STATUS_CATEGORIES = {"new": "To Do", "indeterminate": "In Progress", "done": "Done"}
 PRIORITIES = ("Highest", "High", "Medium", "Low", "Lowest")
 GONE = (
     "The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. "
@@ -53,7 +69,8 @@ _MULTIPART_FILE = re.compile(rb'Content-Disposition: form-data; name="file"; fil
 _JQL = re.compile(
     r'^\s*labels\s*=\s*"?(?P<label>[^"\s]+)"?'
     r"(?P<open>\s+AND\s+statusCategory\s*!=\s*\"?Done\"?)?"
-    r"(?:\s+ORDER\s+BY\s+created(?:\s+(?P<direction>ASC|DESC))?)?\s*$",
+    r'(?:\s+AND\s+updated\s*>=\s*"(?P<updated>[^"]*)")?'
+    r"(?:\s+ORDER\s+BY\s+(?P<order>created|updated)(?:\s+(?P<direction>ASC|DESC))?)?\s*$",
     re.IGNORECASE,
 )
 _FIELDS = [
@@ -62,7 +79,7 @@ _FIELDS = [
     for field_id, name in [
         ("summary", "Summary"), ("description", "Description"), ("labels", "Labels"), ("status", "Status"),
         ("priority", "Priority"), ("duedate", "Due date"), ("created", "Created"), ("issuetype", "Issue Type"),
-        ("project", "Project"),
+        ("project", "Project"), ("resolution", "Resolution"), ("updated", "Updated"),
     ]
 ]
 
@@ -73,6 +90,14 @@ class _Fault:
     route: str
     status: int | None
     retry_after: int
+
+
+@dataclass
+class _Version:
+    """One state of an issue on its way into the search index: invisible to the next `hidden_for` searches."""
+
+    snapshot: dict[str, Any]
+    hidden_for: int
 
 
 def _errors(messages: list[str] | None = None, errors: dict[str, str] | None = None) -> dict[str, Any]:
@@ -89,7 +114,26 @@ def _shaped(issue: dict[str, Any], wanted: list[str], cloud: bool) -> dict[str, 
 
 
 def _jira_time(moment: datetime) -> str:
+    moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
+
+
+def _parsed_time(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z")
+
+
+def _jql_date(literal: str, zone: ZoneInfo) -> datetime:
+    """A JQL date literal (``YYYY-MM-DD HH:MM``, ``YYYY-MM-DD``) as wall-clock time in `zone`, the later if repeated."""
+    for layout in ("%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M", "%Y-%m-%d", "%Y/%m/%d"):
+        try:
+            wall = datetime.strptime(literal, layout)
+        except ValueError:
+            continue
+        return wall.replace(tzinfo=zone, fold=1)
+    raise Reply(400, _errors([
+        f"Date value '{literal}' for field 'updated' is invalid. Valid formats include: 'yyyy/MM/dd HH:mm', "
+        "'yyyy-MM-dd HH:mm', 'yyyy/MM/dd', 'yyyy-MM-dd', or a period format e.g. '-5d', '4w 2d'."
+    ]))
 
 
 class LoopbackJira(LoopbackServer):
@@ -106,16 +150,22 @@ class LoopbackJira(LoopbackServer):
         issue_types: tuple[str, ...] = ("Task", "Bug", "Story"),
         deployment: str = "cloud",
         search_lag: int = 0,
+        update_lag: int = 0,
+        page_size: int = 100,
+        time_zone: str | None = "UTC",
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         super().__init__()
         if deployment not in ("cloud", "server"):
             raise ValueError(f"deployment must be 'cloud' or 'server', got {deployment!r}")
         self.user, self.api_token = user, api_token
         self.projects, self.issue_types, self.deployment = projects, issue_types, deployment
-        self.search_lag = search_lag
+        self.search_lag, self.update_lag, self.page_size, self.time_zone = search_lag, update_lag, page_size, time_zone
+        self.clock = clock
         self._faults: deque[_Fault] = deque()
         self._issues: dict[str, dict[str, Any]] = {}
-        self._hidden: dict[str, int] = {}
+        # What the search index holds of each issue, oldest first: the state it shows, then pending ones.
+        self._index: dict[str, list[_Version]] = {}
         self._attachments: dict[str, list[dict[str, Any]]] = {}
         self._counters: dict[str, int] = {}
         self._next_id = 10000
@@ -136,9 +186,21 @@ class LoopbackJira(LoopbackServer):
             self._faults.append(_Fault(kind, route, status, retry_after))
 
     def mark_done(self, key: str) -> None:
-        """Resolve the issue (status Done, status category done)."""
+        """Resolve the issue (status Done, status category done, resolution Done)."""
+        self.transition(key, "Done", "done", "Done")
+
+    def transition(
+        self, key: str, status: str, category: str, resolution: str | None, at: datetime | None = None
+    ) -> None:
+        """Move the issue to `status` in `category` with `resolution` (None clears it), updated `at` or now."""
+        if category not in STATUS_CATEGORIES:
+            raise ValueError(f"category must be one of {sorted(STATUS_CATEGORIES)}, got {category!r}")
         with self._lock:
-            self._issues[key]["fields"]["status"] = {"name": "Done", "statusCategory": {"key": "done", "name": "Done"}}
+            fields = self._issues[key]["fields"]
+            category_field = {"key": category, "name": STATUS_CATEGORIES[category]}
+            fields["status"] = {"name": status, "statusCategory": category_field}
+            fields["resolution"] = None if resolution is None else {"name": resolution}
+            self._changed(key, at)
 
     @property
     def issues(self) -> list[dict[str, Any]]:
@@ -177,6 +239,8 @@ class LoopbackJira(LoopbackServer):
             return 201, self._add_comment(key, request), {}
         if route == "fields":
             return 200, _FIELDS, {}
+        if route == "myself":
+            return 200, self._myself(), {}
         if route == "attach":
             return 200, self._attach(key, request), {}
         return 200, self._search(request), {}
@@ -192,6 +256,8 @@ class LoopbackJira(LoopbackServer):
             return "create", None
         if method == "GET" and path == f"{_API}/field":
             return "fields", None
+        if method == "GET" and path == f"{_API}/myself":
+            return "myself", None
         if method == "GET" and path == f"{_API}/search/jql":
             if self.deployment != "cloud":
                 raise Reply(404, _errors(["null for uri: " + path]))
@@ -224,6 +290,7 @@ class LoopbackJira(LoopbackServer):
             attachment = {"id": str(self._next_id), "filename": match["name"].decode(), "size": len(match["body"]),
                           "mimeType": "application/octet-stream", "content": match["body"]}
             self._attachments.setdefault(key, []).append(attachment)
+            self._changed(key)
         return [{k: v for k, v in attachment.items() if k != "content"}
                 | {"self": f"{self.origin}{_API}/attachment/{attachment['id']}"}]
 
@@ -252,7 +319,7 @@ class LoopbackJira(LoopbackServer):
         errors = self._field_errors(fields)
         if errors:
             raise Reply(400, _errors(errors=errors))
-        now = datetime.now(UTC)
+        now = self.clock()
         with self._lock:
             project = fields["project"]["key"]
             self._counters[project] = self._counters.get(project, 0) + 1
@@ -271,11 +338,13 @@ class LoopbackJira(LoopbackServer):
                     "priority": fields.get("priority") or {"name": "Medium"},
                     "duedate": fields.get("duedate"),
                     "status": {"name": "To Do", "statusCategory": {"key": "new", "name": "To Do"}},
+                    "resolution": None,
                     "created": _jira_time(now),
+                    "updated": _jira_time(now),
                     "comment": {"comments": [], "startAt": 0, "maxResults": 0, "total": 0},
                 },
             }
-            self._hidden[key] = self.search_lag
+            self._index[key] = [_Version(copy.deepcopy(self._issues[key]), self.search_lag)]
         return {"id": issue_id, "key": key, "self": f"{self.origin}{_API}/issue/{issue_id}"}
 
     def _field_errors(self, fields: dict[str, Any]) -> dict[str, str]:
@@ -322,7 +391,7 @@ class LoopbackJira(LoopbackServer):
         body = (request.json or {}).get("body") if isinstance(request.json, dict) else None
         if not isinstance(body, str) or not body.strip():
             raise Reply(400, _errors(errors={"comment": "Comment body can not be empty!"}))
-        now = _jira_time(datetime.now(UTC))
+        now = _jira_time(self.clock())
         with self._lock:
             thread = self._issues[key]["fields"]["comment"]
             comment_id = str(self._next_id)
@@ -337,34 +406,66 @@ class LoopbackJira(LoopbackServer):
             }
             thread["comments"].append(comment)
             thread["total"] = thread["maxResults"] = len(thread["comments"])
+            self._changed(key)
         return copy.deepcopy(comment)
+
+    def _myself(self) -> dict[str, Any]:
+        profile = {"self": f"{self.origin}{_API}/myself", "accountId": "loopback-bot", "emailAddress": self.user,
+                   "displayName": "Feedback-to-Fix", "active": True}
+        return profile if self.time_zone is None else {**profile, "timeZone": self.time_zone}
+
+    def _changed(self, key: str, at: datetime | None = None) -> None:
+        """Bumps `updated` and queues the new state for the index (after any state still pending). Holds the lock."""
+        issue = self._issues[key]
+        issue["fields"]["updated"] = _jira_time(at or self.clock())
+        versions = self._index[key]
+        versions.append(_Version(copy.deepcopy(issue), max(self.update_lag, versions[-1].hidden_for)))
+
+    def _indexed(self, key: str, *, age: bool) -> dict[str, Any] | None:
+        """The issue as the search index has it (None before it is indexed); `age` counts a search. Holds the lock."""
+        versions = self._index[key]
+        visible = [version for version in versions if version.hidden_for == 0]
+        if age:
+            for version in versions:
+                version.hidden_for = max(0, version.hidden_for - 1)
+        if not visible:
+            return None
+        del versions[: versions.index(visible[-1])]
+        return visible[-1].snapshot
 
     def _search(self, request: Request) -> dict[str, Any]:
         match = _JQL.match(request.param("jql", "") or "")
         if match is None:
             raise Reply(400, _errors([f"Error in the JQL Query: unsupported query {request.param('jql')!r}"]))
+        zone = ZoneInfo(self.time_zone or "UTC")
+        updated_from = None if match["updated"] is None else _jql_date(match["updated"], zone)
         wanted = [f for value in request.query.get("fields", []) for f in value.split(",") if f]
+        cloud = request.path.endswith("/jql")
+        token = request.param("nextPageToken") if cloud else request.param("startAt", "0")
+        start = int(token or 0)
         with self._lock:
             found = []
-            for key, issue in self._issues.items():
-                if self._hidden[key] > 0:
-                    self._hidden[key] -= 1
+            for key in self._issues:
+                issue = self._indexed(key, age=start == 0)
+                if issue is None:
                     continue
                 fields = issue["fields"]
                 if match["label"] not in fields["labels"]:
                     continue
                 if match["open"] and fields["status"]["statusCategory"]["key"] == "done":
                     continue
+                minute = _parsed_time(fields["updated"]).replace(second=0, microsecond=0)
+                if updated_from is not None and minute < updated_from:
+                    continue
                 found.append(copy.deepcopy(issue))
-        found.sort(key=lambda issue: issue["fields"]["created"], reverse=(match["direction"] or "").upper() == "DESC")
-        cloud = request.path.endswith("/jql")
+        order = match["order"] or "created"
+        found.sort(key=lambda issue: _parsed_time(issue["fields"][order]),
+                   reverse=(match["direction"] or "").upper() == "DESC")
         issues = [_shaped(issue, wanted, cloud) for issue in found]
-        size = int(request.param("maxResults", "50") or 50)
+        size = min(int(request.param("maxResults", "50") or 50), self.page_size)
         if cloud:
-            start = int(request.param("nextPageToken", "0") or 0)
             page = {"issues": issues[start:start + size], "isLast": start + size >= len(issues)}
             if not page["isLast"]:
                 page["nextPageToken"] = str(start + size)
             return page
-        start = int(request.param("startAt", "0") or 0)
         return {"startAt": start, "maxResults": size, "total": len(issues), "issues": issues[start:start + size]}
