@@ -27,6 +27,7 @@ app = typer.Typer(
 )
 
 DEFAULT_GROUPS = ["bronze", "silver", "enrichment", "gold"]
+ROI_GROUP = "roi"
 
 
 class Backend(StrEnum):
@@ -164,6 +165,19 @@ def files(
         typer.echo(f"{row['status']:<11} {row['file']:<60} {row['mapping']:<24} {detail}")
 
 
+def _day_range(config: Settings, start: str | None, end: str | None) -> tuple[date, date]:
+    """The days given, or else the first and last day anything landed on."""
+    from feedback_assets.pipeline import landed_day_range
+
+    landed = landed_day_range(_registry(config))
+    first = _parse_day(start, "--start") or (landed[0] if landed else None)
+    last = _parse_day(end, "--end") or (landed[1] if landed else None)
+    if first is None or last is None:
+        typer.echo("error: nothing has been landed yet; run `feedback seed` or `feedback ingest` first", err=True)
+        raise typer.Exit(1)
+    return first, last
+
+
 @app.command()
 def materialize(
     start: Annotated[str | None, typer.Option(help="First day; default the first landed day.")] = None,
@@ -173,15 +187,10 @@ def materialize(
     """Run the asset groups for a range of days in one ranged run, recorded in DAGSTER_HOME."""
     import dagster as dg
 
-    from feedback_assets.pipeline import landed_day_range, materialize_range
+    from feedback_assets.pipeline import materialize_range
 
     config = settings()
-    landed = landed_day_range(_registry(config))
-    first = _parse_day(start, "--start") or (landed[0] if landed else None)
-    last = _parse_day(end, "--end") or (landed[1] if landed else None)
-    if first is None or last is None:
-        typer.echo("error: nothing has been landed yet; run `feedback seed` or `feedback ingest` first", err=True)
-        raise typer.Exit(1)
+    first, last = _day_range(config, start, end)
     groups = group or DEFAULT_GROUPS
     typer.echo(f"Materializing {', '.join(groups)} for {first} .. {last} ({(last - first).days + 1} days)...")
     with dg.DagsterInstance.get() as instance:
@@ -203,24 +212,28 @@ def summary() -> None:
 
 @app.command()
 def demo(
-    days: Annotated[int, typer.Option(min=1)] = 60,
+    days: Annotated[int, typer.Option(min=1)] = 90,
+    end_date: Annotated[str | None, typer.Option(help="Last day (YYYY-MM-DD); default yesterday (UTC).")] = None,
     items_per_day: Annotated[int, typer.Option(min=1)] = 200,
     seed_value: Annotated[int, typer.Option("--seed")] = 7,
 ) -> None:
-    """Seed the sample, run the pipeline end to end on the embedded defaults, and say where to look."""
-    seed(days=days, end_date=None, items_per_day=items_per_day, seed=seed_value)
+    """Seed the sample, run the pipeline and alerting, resolve the planted tickets, measure the fixes and the ROI."""
+    seed(days=days, end_date=end_date, items_per_day=items_per_day, seed=seed_value)
     materialize(start=None, end=None, group=None)
     summary()
     alerts(replay=True)
+    _resolve_planted_tickets()
+    roi()
     config = settings()
     typer.echo(
         "\nWhere to look:\n"
         "  make dev                      Dagster UI on http://127.0.0.1:3000 (asset graph, checks, partitions, run)\n"
+        f"  {config.feedback_home / 'dashboard' / 'dashboard.html'}  the executive dashboard (`feedback dashboard --serve`)\n"
         f"  {config.warehouse_dir}  {config.table_format.capitalize()} tables (<layer>/<table>/feedback_date=<day>/)\n"
         f"  {config.feedback_home / 'tickets'}  local tickets (one markdown file each, tickets.jsonl)\n"
         f"  {config.feedback_home / 'slack_outbox.jsonl'}  Slack messages that would have been posted\n"
         f"  {config.feedback_home / 'sample' / 'manifest.json'}  planted incidents\n"
-        "  feedback summary / feedback alerts   these summaries again"
+        "  feedback summary / alerts / roi / tickets list   these summaries again"
     )
 
 
@@ -269,6 +282,142 @@ def alerts(
         typer.echo(render_incident_check(score_alerts(json.loads(manifest_path.read_text()), fired, series_weeks, domains)))
     if failed:
         raise typer.Exit(1)
+
+
+tickets_app = typer.Typer(help="Alert tickets in the local store (with JIRA_* set, tickets live and are resolved in Jira).",
+                          no_args_is_help=True)
+app.add_typer(tickets_app, name="tickets")
+
+
+class ResolutionCode(StrEnum):
+    resolved = "resolved"
+    mitigated = "mitigated"
+    deferred = "deferred"
+    invalid = "invalid"
+    open = "open"
+
+
+def _local_tickets(config: Settings):
+    from resources.tickets import LocalTicketStore
+
+    if os.environ.get("JIRA_URL"):
+        typer.echo("error: JIRA_URL is set: tickets live in Jira; resolve them there (the sensor reads them back)", err=True)
+        raise typer.Exit(1)
+    return LocalTicketStore(config.feedback_home / "tickets")
+
+
+@tickets_app.command("list")
+def tickets_list() -> None:
+    """Every local ticket: key, status, resolution, priority, due date and summary."""
+    rows = _local_tickets(settings()).tickets()
+    if not rows:
+        typer.echo("No tickets.")
+    for row in rows:
+        resolution = row.get("resolution") or "-"
+        typer.echo(f"{row['key']:<9} {row['status']:<5} {resolution:<10} {row['priority']:<7} due {row['due']}  {row['summary']}")
+
+
+@tickets_app.command("resolve")
+def tickets_resolve(
+    key: Annotated[str, typer.Argument(help="Ticket key, e.g. FIT-3.")],
+    code: Annotated[ResolutionCode, typer.Option(help="What became of it (`open` reopens it).")],
+    note: Annotated[str, typer.Option(help="What was done, e.g. \"size guide updated\".")] = "",
+    on: Annotated[str | None, typer.Option(help="The day it was resolved (YYYY-MM-DD); default now.")] = None,
+) -> None:
+    """Resolve (or reopen) a local ticket; the impact of the fix is measured from that day."""
+    from resources.tickets import TicketSinkError
+
+    day = _parse_day(on, "--on")
+    at = datetime.combine(day, datetime.min.time().replace(hour=12), UTC) if day else None
+    try:
+        row = _local_tickets(settings()).resolve(key, code.value, note, at)
+    except TicketSinkError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{row['key']}: {row['status']} ({code.value}) on {row['updated_at'][:10]}")
+
+
+def _resolve_planted_tickets() -> None:
+    """The sample's team at work: each incident's tickets get the manifest's resolution on its day."""
+    from feedback_assets.sample_data.incidents import planned_resolutions
+
+    config = settings()
+    manifest_path = config.feedback_home / "sample" / "manifest.json"
+    if not manifest_path.exists() or os.environ.get("JIRA_URL"):
+        return
+    store = _local_tickets(config)
+    plans = planned_resolutions(json.loads(manifest_path.read_text()), store.tickets())
+    typer.echo("\nThe sample's team resolves the planted incidents' tickets on the manifest's days:")
+    for plan in plans:
+        store.resolve(plan.ticket_key, plan.code, plan.note, plan.at)
+        typer.echo(f"  {plan.ticket_key:<9} {plan.code:<9} {plan.at.date()}  {plan.incident}: {plan.note}")
+
+
+@app.command()
+def roi(
+    start: Annotated[str | None, typer.Option(help="First day; default the first landed day.")] = None,
+    end: Annotated[str | None, typer.Option(help="Last day; default the last landed day.")] = None,
+) -> None:
+    """Read ticket resolutions back, measure each fix and the ROI over the days, and print them."""
+    import dagster as dg
+
+    from feedback_assets import tables
+    from feedback_assets.alerts.resolutions import load_resolution_mapping
+    from feedback_assets.definitions import build_resources
+    from feedback_assets.pipeline import materialize_range
+    from feedback_assets.roi.report import render_impacts, render_roi
+    from feedback_assets.roi.resolutions import sync_resolutions
+
+    config = settings()
+    first, last = _day_range(config, start, end)
+    store = configured_table_store(config)
+    sink = build_resources(config)["tickets"].process_config_and_initialize().sink()
+    synced = sync_resolutions(sink, store, load_resolution_mapping(config.config_dir / "resolutions.yaml"), None)
+    typer.echo(f"\nRead {len(synced.events)} new ticket state(s) from {sink.name}; measuring {first} .. {last}...")
+    with dg.DagsterInstance.get() as instance:
+        result = materialize_range(config, first, last, [ROI_GROUP], instance)
+    if not result.success:
+        typer.echo(f"error: run {result.run_id} failed; see it in the Dagster UI (`make dev`)", err=True)
+        raise typer.Exit(1)
+    impacts = (store.read_days(tables.REMEDIATION_IMPACT, [last]) or _empty()).to_pylist()
+    figures = (store.read_days(tables.ROI_METRICS, [last]) or _empty()).to_pylist()
+    typer.echo(f"\nFix impact as of {last} (complaint rate per 1k orders after the fix vs the pre-spike baseline):")
+    typer.echo("\n".join(render_impacts(impacts)) or "  no resolved tickets yet")
+    if figures:
+        window = f"{figures[0]['window_start']} .. {figures[0]['window_end']}"
+        typer.echo(f"\nROI over {window} (value, range; assumptions and sources in config/roi_assumptions.yaml):")
+        typer.echo("\n".join(render_roi(figures)))
+    typer.echo(f"\nDashboard: {config.feedback_home / 'dashboard' / 'dashboard.html'}")
+
+
+def _empty():
+    import pyarrow as pa
+
+    return pa.table({})
+
+
+@app.command()
+def dashboard(
+    serve: Annotated[bool, typer.Option(help="Serve it on http://127.0.0.1:PORT until interrupted.")] = False,
+    port: Annotated[int, typer.Option(min=1024, max=65535)] = 8765,
+) -> None:
+    """Print the executive dashboard's path (the roi group's `executive_dashboard` asset writes it), or serve it."""
+    path = settings().feedback_home / "dashboard" / "dashboard.html"
+    if not path.exists():
+        typer.echo("error: no dashboard yet; run `feedback roi` (or materialize the roi group)", err=True)
+        raise typer.Exit(1)
+    typer.echo(str(path))
+    if serve:
+        import functools
+        import http.server
+
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(path.parent))
+        with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as server:
+            typer.echo(f"Serving on http://127.0.0.1:{port}/dashboard.html (Ctrl-C stops)")
+            try:
+                server.serve_forever()
+            except KeyboardInterrupt:
+                pass
 
 
 @app.command()

@@ -12,6 +12,7 @@ from feedback_assets.enrichment.service import resolve_backend
 from feedback_assets.commerce import commerce_assets
 from feedback_assets.dispatch import dispatch_alerts_job
 from feedback_assets.gold import gold_assets
+from feedback_assets.roi.assets import RESOLUTIONS_KEY, roi_assets
 from feedback_assets.silver import silver_feedback
 from feedback_assets.themes import feedback_themes
 from partitions import daily_partitions
@@ -24,6 +25,7 @@ from resources.table_store import configured_table_store
 from resources.themes import ThemesResource, embedding_choice
 from resources.tickets import TicketsResource
 from sensors.landing import INGEST_JOB_NAME, landing_sensor
+from sensors.resolutions import ticket_resolutions_job, ticket_resolutions_sensor
 from sensors.velocity import velocity_alerts
 
 ingest_job = dg.define_asset_job(
@@ -60,7 +62,10 @@ def build_resources(config: Settings) -> dict[str, dg.ConfigurableResource]:
 
 def with_shared_policy(assets: list[dg.AssetsDefinition], config: Settings) -> list[dg.AssetsDefinition]:
     """Daily automation for every asset, and kinds that say which classifier and embedder actually run."""
-    roots = {spec.key for asset in [*bronze_assets, *commerce_assets] for spec in asset.specs}
+    # Ticket resolutions have no upstream asset: they run daily (an empty day included, so the ROI
+    # days after it are never blocked) and again whenever their sensor sees a ticket change.
+    roots = {spec.key for asset in [*bronze_assets, *commerce_assets] for spec in asset.specs} | {RESOLUTIONS_KEY}
+    in_process = {spec.key for asset in roi_assets for spec in asset.specs}
     classifier = resolve_backend(EnrichmentResource().backend, LLMConnection.from_env())
     embeddings = embedding_choice(os.environ.get("FEEDBACK_EMBEDDINGS") or ThemesResource().backend, dict(os.environ))
     embedder = "local" if embeddings is None else ("azure_openai" if embeddings[0].provider == "azure" else "openai")
@@ -76,13 +81,14 @@ def with_shared_policy(assets: list[dg.AssetsDefinition], config: Settings) -> l
         condition = daily_at(config.daily_run_hour_utc) if spec.key in roots else when_inputs_change()
         spec = spec.replace_attributes(automation_condition=condition)
         kinds = kinds_by_key.get(spec.key, set(spec.kinds))
-        return spec.replace_attributes(kinds=where_tables_live(kinds))
+        # The ROI assets are small and run in the code location, wherever the steps run.
+        return spec.replace_attributes(kinds=kinds if spec.key in in_process else where_tables_live(kinds))
 
     return list(dg.map_asset_specs(apply, assets))
 
 
 ASSETS_BEFORE_POLICY = [*bronze_assets, silver_feedback, *commerce_assets, feedback_classifications, feedback_themes,
-                     *gold_assets]
+                     *gold_assets, *roi_assets]
 ALL_ASSETS = with_shared_policy(ASSETS_BEFORE_POLICY, settings())
 
 daily_chain = dg.AutomationConditionSensorDefinition(
@@ -96,7 +102,7 @@ daily_chain = dg.AutomationConditionSensorDefinition(
 
 defs = dg.Definitions(
     assets=ALL_ASSETS,
-    jobs=[ingest_job, dispatch_alerts_job],
-    sensors=[landing_sensor, velocity_alerts, daily_chain],
+    jobs=[ingest_job, dispatch_alerts_job, ticket_resolutions_job],
+    sensors=[landing_sensor, velocity_alerts, ticket_resolutions_sensor, daily_chain],
     resources=build_resources(settings()),
 )

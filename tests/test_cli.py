@@ -67,3 +67,25 @@ def test_ingest_a_real_export_then_again(feedback_home):
     assert "23,486 records on 60 day(s) 2026-09-29 .. 2026-11-27" in first.output
     again = invoke("ingest", "--source", "womens_clothing_reviews", "--file", str(export))
     assert again.exit_code == 0 and "was landed before" in again.output
+
+
+def test_a_local_ticket_is_resolved_back_dated_listed_and_an_unknown_one_refused(feedback_home):
+    from datetime import date
+
+    from resources.tickets import LocalTicketStore
+    from tests.alert_factory import make_alert
+
+    key = LocalTicketStore(feedback_home / "tickets").create(make_alert(), date(2026, 10, 17)).key
+    resolved = invoke("tickets", "resolve", key, "--code", "resolved", "--note", "size guide updated", "--on", "2026-10-20")
+    assert resolved.exit_code == 0 and f"{key}: done (resolved) on 2026-10-20" in resolved.output
+    listed = invoke("tickets", "list")
+    assert key in listed.output and "resolved" in listed.output
+    unknown = invoke("tickets", "resolve", "FIT-999", "--code", "resolved")
+    assert unknown.exit_code == 1 and "no local ticket FIT-999" in unknown.output
+    bad = invoke("tickets", "resolve", key, "--code", "fixed")
+    assert bad.exit_code == 2
+
+
+def test_the_dashboard_command_says_when_there_is_none_yet(feedback_home):
+    result = invoke("dashboard")
+    assert result.exit_code == 1 and "no dashboard yet" in result.output

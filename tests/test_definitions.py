@@ -16,7 +16,8 @@ EXPECTED_ASSETS = {
                                        "return_reasons", "marketplace_messages"]},
     "silver": {"silver_feedback", "silver_rejects", "orders", "returns_refunds", "sku_catalog"},
     "enrichment": {"feedback_classifications", "triage_queue", "classification_dead_letters", "feedback_themes"},
-    "gold": {"issue_daily_metrics", "complaint_velocity", "issue_priorities"},
+    "gold": {"issue_daily_metrics", "series_commerce", "complaint_velocity", "issue_priorities"},
+    "roi": {"ticket_resolutions", "remediation_impact", "roi_metrics", "affected_customers", "executive_dashboard"},
 }
 
 
@@ -144,6 +145,7 @@ def test_roots_run_daily_and_everything_else_when_its_inputs_change():
     graph = defs.resolve_asset_graph()
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
+        # ticket_resolutions reads the ticket system, not an asset: a root like bronze.
         expected = "on_cron(0 5 * * *, UTC)" if not node.parent_keys else "when_inputs_change"
         assert node.automation_condition.get_label() == expected, key
     assert defs.resolve_sensor_def("daily_chain").default_status == dg.DefaultSensorStatus.RUNNING
@@ -185,6 +187,22 @@ def test_kinds_say_the_table_format_and_when_steps_run_on_databricks(monkeypatch
     databricks = replace(local, table_format="delta", compute="databricks")
     assert kinds(databricks, "silver_feedback") == {"spark", "delta", "databricks"}
     assert kinds(databricks, "feedback_classifications") == {"python", "huggingface", "databricks"}
+    assert kinds(databricks, "remediation_impact") == {"python", "statsmodels"}, "ROI assets run in the code location"
+
+
+def test_the_roi_loop_is_fed_by_a_resolution_sensor_and_guarded_by_its_checks():
+    sensor = defs.resolve_sensor_def("ticket_resolutions_sensor")
+    assert sensor.job_name == "ticket_resolutions_job" and sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    job = defs.resolve_job_def("ticket_resolutions_job")
+    assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == {"ticket_resolutions"}
+    checks = {spec.name: spec.blocking for name in ("remediation_impact", "roi_metrics")
+              for spec in defs.get_assets_def(name).check_specs}
+    assert checks == {"every_resolution_measured_per_window": True, "roi_assumptions_valid": True}
+    graph = defs.resolve_asset_graph()
+    impact = dg.AssetKey("remediation_impact")
+    mapping = graph.get_partition_mapping(impact, dg.AssetKey("issue_daily_metrics"))
+    assert isinstance(mapping, dg.TimeWindowPartitionMapping) and mapping.start_offset <= -(56 + 7 + 28 + 3)
+    assert {k.to_user_string() for k in graph.get(dg.AssetKey("executive_dashboard")).parent_keys} >= {"roi_metrics"}
 
 
 def test_a_malformed_partition_start_is_refused_with_its_source(monkeypatch, tmp_path):

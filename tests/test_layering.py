@@ -33,6 +33,8 @@ def modules_in(folder: str) -> list[Path]:
     "feedback_assets.alerts.dispatch", "feedback_assets.alerts.evidence", "feedback_assets.alerts.planning",
     "feedback_assets.alerts.replay", "feedback_assets.alerts.render", "feedback_assets.alerts.chart",
     "feedback_assets.metadata", "feedback_assets.tables", "resources.table_store",
+    "feedback_assets.roi.measure", "feedback_assets.roi.metrics", "feedback_assets.roi.resolutions",
+    "feedback_assets.roi.dashboard_data",
 ])
 def test_alerting_and_metadata_load_without_spark(module):
     probe = f"import sys, {module}; leaked = sorted(m for m in sys.modules if m.split('.')[0] == 'pyspark' " \
@@ -65,3 +67,9 @@ def test_no_dagster_storage_or_databases_are_committed():
         pytest.skip("not a git checkout: nothing is committed here")
     tracked = listed.stdout.split()
     assert not [p for p in tracked if p.startswith("storage/") or p.endswith((".db", ".sqlite"))]
+
+
+@pytest.mark.parametrize("path", [p for p in modules_in("roi") if p.name not in ("assets.py",)], ids=lambda p: p.name)
+def test_roi_logic_knows_no_dagster_and_never_reads_the_sample_answer_key(path):
+    climbing = {m for m in imported_modules(path) if m.startswith(("dagster", "feedback_assets.sample_data"))}
+    assert not climbing, f"{path.name} imports {sorted(climbing)}"
