@@ -160,7 +160,8 @@ class LocalParquetTableStore(dg.ConfigurableResource):
         return sorted(
             date.fromisoformat(child.name.removeprefix(prefix))
             for child in folder.iterdir()
-            if child.is_dir() and child.name.startswith(prefix) and any(child.glob("*.parquet"))
+            if child.is_dir() and child.name.startswith(prefix)
+            and any(pq.ParquetFile(path).metadata.num_rows for path in child.glob("*.parquet"))
         )
 
     def row_counts(self, table: Table, days: Iterable[date]) -> dict[date, int]:

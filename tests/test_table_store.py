@@ -90,6 +90,14 @@ def test_reading_days_without_spark_gives_each_row_its_day_and_counts(any_store)
     assert any_store.read_days(PARTS_BY_DAY, [D1], columns=["n"]).column_names == ["n", "feedback_date"]
 
 
+def test_a_day_written_with_no_rows_holds_no_data(any_store):
+    """An in-process asset records an empty day as an empty part: it is not a day with data."""
+    any_store.write_part(PARTS_BY_DAY, D1, "a", pa.table({"n": [1]}))
+    any_store.write_part(PARTS_BY_DAY, D2, "a", pa.table({"n": pa.array([], pa.int64())}))
+    assert any_store.partition_days(PARTS_BY_DAY) == [D1]
+    assert any_store.read_days(PARTS_BY_DAY, [D2]) is None
+
+
 def test_a_named_part_replaces_itself_and_can_be_deleted(any_store):
     any_store.write_part(UNDATED_PARTS, None, "key-1", pa.table({"status": ["pending"]}))
     any_store.write_part(UNDATED_PARTS, None, "key-2", pa.table({"status": ["posted"]}))
