@@ -29,6 +29,9 @@ from feedback_assets.window import days_in
 from resources.table_store import TableStore
 
 PRIORITY_DAYS = 14
+# How far back an alert whose ticket is still open (or deferred) keeps its place among the priorities.
+OPEN_PROBLEM_DAYS = 120
+SETTLED_CODES = frozenset({"resolved", "mitigated", "invalid"})
 TOP_PRIORITIES = 10
 MAX_TRACES = 6
 # Complaints by domain count each item once: every item has a channel.
@@ -52,10 +55,24 @@ def domain_days(history: GoldHistory, as_of: date) -> tuple[DomainDay, ...]:
     return tuple(DomainDay(day, domain, n) for (day, domain), n in sorted(totals.items()))
 
 
-def priorities(store: TableStore, as_of: date, tickets_by_series: Mapping[str, str]) -> tuple[PriorityItem, ...]:
-    """The series that alerted in the last two weeks, each at its latest alert, by its commerce-weighted priority."""
-    days = days_in(as_of - timedelta(days=PRIORITY_DAYS - 1), as_of)
-    velocity = store.read_days(tables.COMPLAINT_VELOCITY, days)
+def closed_problems(resolutions: Sequence[Mapping], as_of: date) -> frozenset[str]:
+    """Tickets whose problem is settled by `as_of`: fixed, mitigated or invalid (a deferred problem goes on)."""
+    latest: dict[str, Mapping] = {}
+    for r in sorted(resolutions, key=lambda r: r["resolved_at"]):
+        if r["resolved_at"].date() <= as_of:
+            latest[r["ticket_key"]] = r
+    return frozenset(key for key, r in latest.items() if r["code"] in SETTLED_CODES)
+
+
+def priorities(store: TableStore, as_of: date, tickets_by_series: Mapping[str, str],
+               closed_tickets: frozenset[str] = frozenset()) -> tuple[PriorityItem, ...]:
+    """The open problems by their commerce-weighted priority, each at its latest alert.
+
+    Open: the series alerted in the last two weeks, or its ticket is still open or was deferred
+    (within the measurement reach); a problem whose ticket was resolved, mitigated or found invalid drops off.
+    """
+    recent_from = as_of - timedelta(days=PRIORITY_DAYS - 1)
+    velocity = store.read_days(tables.COMPLAINT_VELOCITY, days_in(as_of - timedelta(days=OPEN_PROBLEM_DAYS - 1), as_of))
     if velocity is None:
         return ()
     frame = velocity.to_pandas()
@@ -63,7 +80,9 @@ def priorities(store: TableStore, as_of: date, tickets_by_series: Mapping[str, s
     items = []
     for row in latest.itertuples(index=False):
         row = pd.Series(row._asdict())
-        day = row["feedback_date"]
+        day, ticket = row["feedback_date"], tickets_by_series.get(row["series_key"])
+        if ticket in closed_tickets or (day < recent_from and ticket is None):
+            continue
         share_days = days_in(day - timedelta(days=SHARE_DAYS - 1), day)
         commerce_rows = store.read_days(tables.SERIES_COMMERCE, share_days)
         commerce = commerce_context(commerce_rows.to_pylist() if commerce_rows is not None else [],
@@ -71,8 +90,7 @@ def priorities(store: TableStore, as_of: date, tickets_by_series: Mapping[str, s
         evidence = series_items(store, row["label"], row["dimension"], row["value"], days_in(day - timedelta(days=6), day))
         score, _ = series_priority(store, row, evidence, commerce, share_days)
         items.append(PriorityItem(f"{row['label']} · {row['dimension']}={row['value']}", score, _priority_name(score),
-                                  commerce.revenue_at_risk(int(row["complaints_7d"])), commerce.unknown_reason,
-                                  tickets_by_series.get(row["series_key"])))
+                                  commerce.revenue_at_risk(int(row["complaints_7d"])), commerce.unknown_reason, ticket))
     return tuple(sorted(items, key=lambda i: -i.priority_score)[:TOP_PRIORITIES])
 
 
@@ -130,7 +148,7 @@ def dashboard_data(store: TableStore, history: GoldHistory, as_of: date, resolut
                    impacts: Sequence[Mapping], roi_rows: Sequence[Mapping], assumptions: Assumptions) -> DashboardData:
     tickets_by_series = {e.series_key: e.ticket_key for e in DispatchLedger(store).entries() if e.ticket_key}
     return DashboardData(
-        as_of=as_of, domain_days=domain_days(history, as_of), priorities=priorities(store, as_of, tickets_by_series),
+        as_of=as_of, domain_days=domain_days(history, as_of), priorities=priorities(store, as_of, tickets_by_series, closed_problems(resolutions, as_of)),
         open_tickets=open_tickets(store, resolutions, as_of), fixes=fixes(impacts), traces=traces(history, impacts, as_of),
         roi=roi_figures(roi_rows), assumptions=assumptions_of(assumptions),
     )
