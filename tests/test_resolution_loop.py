@@ -9,7 +9,13 @@ import dagster as dg
 from feedback_assets.alerts.dispatch import Dispatcher
 from feedback_assets.alerts.ledger import DispatchLedger
 from feedback_assets.alerts.resolutions import load_resolution_mapping
-from feedback_assets.roi.resolutions import pending_days, resolution_rows, stored_events, sync_resolutions
+from feedback_assets.roi.resolutions import (
+    pending_days,
+    resolution_rows,
+    stored_events,
+    sync_resolutions,
+    write_resolutions,
+)
 from resources.settings import settings
 from resources.slack import SlackOutbox
 from resources.tickets import LocalTicketStore, TicketsResource
@@ -53,15 +59,20 @@ def test_a_reopened_ticket_leaves_its_old_day_and_both_days_are_rebuilt(store, f
     sync_resolutions(tickets, store, mapping(), None)
     days, watermark = pending_days(store, None)
     assert days == [FIX.date()]
+    write_resolutions(store, resolution_rows(stored_events(store), store, {}, days))  # the run it requested
 
     reopened = datetime(2026, 10, 23, 9, tzinfo=UTC)
     tickets.resolve(ticket.key, "open", "came back", reopened)
     sync_resolutions(tickets, store, mapping(), None)
     days, _ = pending_days(store, watermark)
 
-    assert days == [FIX.date(), reopened.date()]
-    rows = resolution_rows(stored_events(store), store, {}, days)
-    assert rows == {FIX.date(): [], reopened.date(): []}, "an open ticket is no resolution"
+    assert days == [FIX.date()], "the day it left is rebuilt; the reopening itself is no resolution"
+    assert resolution_rows(stored_events(store), store, {}, [FIX.date(), reopened.date()]) == {
+        FIX.date(): [], reopened.date(): []}
+
+    tickets.resolve(ticket.key, "resolved", "fixed for good", datetime(2026, 10, 25, 9, tzinfo=UTC))
+    sync_resolutions(tickets, store, mapping(), None)
+    assert pending_days(store, watermark)[0] == [FIX.date(), date(2026, 10, 25)]
 
 
 def test_the_sensor_requests_each_changed_day_once_and_again_only_for_new_states(store, feedback_home):
@@ -90,3 +101,17 @@ def test_a_tick_that_kept_states_but_died_before_its_runs_is_requested_again(sto
         result = ticket_resolutions_sensor(context)
 
     assert [r.partition_key for r in result.run_requests] == [FIX.date().isoformat()]
+
+
+def test_a_sensor_switched_on_over_a_built_warehouse_asks_for_nothing(store, feedback_home):
+    tickets = LocalTicketStore(feedback_home / "tickets")
+    ticket = opened(store, tickets)
+    tickets.resolve(ticket.key, "resolved", "size guide updated", FIX)
+    sync_resolutions(tickets, store, mapping(), None)
+    write_resolutions(store, resolution_rows(stored_events(store), store, {}, [FIX.date()]))  # as `feedback roi` does
+    resources = {"table_store": store, "tickets": TicketsResource(ticket_dir=str(feedback_home / "tickets"))}
+
+    with dg.build_sensor_context(resources=resources) as context:
+        result = ticket_resolutions_sensor(context)
+
+    assert not result.run_requests, "its days already list what the ticket system says"

@@ -8,7 +8,7 @@ mitigated, deferred or invalid, joined to the alert that opened them through the
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Protocol
@@ -134,11 +134,26 @@ def event_systems(store: TableStore) -> dict[str, str]:
     return {} if rows is None else dict(zip(rows.column("issue_id").to_pylist(), rows.column("system").to_pylist(), strict=True))
 
 
+def _built_as_expected(store: TableStore, days: Iterable[date]) -> set[date]:
+    """The days whose `ticket_resolutions` partition already lists what the kept states say it should."""
+    def identity(rows: Iterable[Mapping]) -> set[tuple]:
+        return {(r["issue_id"], r["ticket_key"], r["code"], r["resolved_at"]) for r in rows}
+
+    expected = resolution_rows(stored_events(store), store, {}, days)
+    built = set()
+    for day, rows in expected.items():
+        stored = store.read_days(tables.TICKET_RESOLUTIONS, [day])
+        if identity(rows) == identity(stored.to_pylist() if stored is not None else []):
+            built.add(day)
+    return built
+
+
 def pending_days(store: TableStore, watermark: datetime | None) -> tuple[list[date], datetime | None]:
     """The resolution days to rebuild for states kept after `watermark`, and the watermark that covers them.
 
     A sensor tick that kept states but died before requesting runs leaves its watermark behind, so
-    the next tick requests those days again.
+    the next tick requests those days again. A day whose partition already lists what it should
+    (a sensor switched on over a warehouse `feedback roi` has built) is not requested.
     """
     rows = store.read_parts(tables.RESOLUTION_EVENTS)
     if rows is None:
@@ -153,4 +168,4 @@ def pending_days(store: TableStore, watermark: datetime | None) -> tuple[list[da
         earlier = [s for s in states if s["issue_id"] == row["issue_id"] and s["updated_at"] < row["updated_at"]]
         if earlier:
             days.add(earlier[-1]["updated_at"].astimezone(UTC).date())
-    return sorted(days), max(r["observed_at"] for r in fresh)
+    return sorted(days - _built_as_expected(store, days)), max(r["observed_at"] for r in fresh)
