@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from feedback_assets.roi.assumptions import AssumptionsError, parse_assumptions
-from feedback_assets.roi.measure import GoldHistory, alert_delay
+from feedback_assets.roi.measure import GoldHistory, alert_delay, ticket_delay_hours, ticket_delays
 from feedback_assets.roi.metrics import PipelineCost, credit_of, roi_figures
+from feedback_assets.roi.report import render_roi
 from resources.settings import settings
 
 FIX = date(2026, 10, 20)
@@ -30,8 +31,8 @@ def resolution(ticket: str, code: str, days_to_fix: int) -> dict:
     return {"ticket_key": ticket, "code": code, "days_to_fix": days_to_fix}
 
 
-def figures_by_name(impacts, resolutions=(), delays=(1, 0, 2), cost=PipelineCost(0.0, 0, 0.5, 12_000)):
-    return {f.metric: f for f in roi_figures(impacts, list(resolutions), list(delays), cost, assumptions())}
+def figures_by_name(impacts, resolutions=(), delays=(1, 0, 2), cost=PipelineCost(0.0, 0, 0.5, 12_000), **tickets):
+    return {f.metric: f for f in roi_figures(impacts, list(resolutions), list(delays), cost, assumptions(), **tickets)}
 
 
 def test_the_shipped_assumptions_are_valid_and_each_names_its_source():
@@ -101,3 +102,31 @@ def test_time_to_alert_counts_the_elevated_days_before_the_alert():
     history = GoldHistory({("delivery_delay", "carrier", "FedEx"): counts}, {}, {}, {}, {}, {}, set(), days)
     assert alert_delay(history, "delivery_delay:carrier=FedEx", alert) == 2
     assert alert_delay(history, "delivery_delay:carrier=UPS", alert) == 0
+
+
+def test_time_to_ticket_counts_from_the_end_of_the_alert_day_and_leaves_replayed_history_out():
+    day = date(2026, 10, 14)
+    next_morning = datetime(2026, 10, 15, 5, 30, tzinfo=UTC).timestamp()
+    same_evening = datetime(2026, 10, 15, 0, 45, tzinfo=UTC).timestamp()
+    replayed = datetime(2026, 12, 1, 9, tzinfo=UTC).timestamp()
+    assert ticket_delay_hours(day, next_morning) == 5.5
+    hours, left_out = ticket_delays([(day, next_morning), (day, same_evening), (day, replayed)])
+    assert sorted(hours) == [0.75, 5.5] and left_out == 1
+
+    figures = figures_by_name([], ticket_hours=hours, tickets_replayed=left_out)
+    assert figures["time_to_ticket_hours_median"].value == 3.125 and figures["time_to_ticket_hours_median"].unit == "hours"
+    assert figures["time_to_ticket_hours_p90"].basis.startswith("1 ticket(s) opened by a replay or backfill")
+
+
+def test_time_to_ticket_is_unknown_when_every_ticket_came_from_a_replay():
+    figures = figures_by_name([], ticket_hours=[], tickets_replayed=9)
+    assert figures["time_to_ticket_hours_median"].value is None
+    assert "9 ticket(s)" in figures["time_to_ticket_hours_median"].basis
+
+
+def test_the_printed_roi_says_why_a_figure_is_unknown_and_never_prints_zero_for_it():
+    window = (date(2026, 9, 1), date(2026, 11, 27))
+    rows = [f.row(window) for f in figures_by_name([], ticket_hours=[], tickets_replayed=3).values()]
+    printed = "\n".join(render_roi(rows))
+    line = next(line for line in printed.splitlines() if "time_to_ticket_hours_median" in line)
+    assert "unknown" in line and "3 ticket(s) opened by a replay or backfill of history" in line and " 0.0 " not in line

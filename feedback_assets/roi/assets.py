@@ -8,6 +8,7 @@ import pyarrow as pa
 
 from feedback_assets import tables
 from feedback_assets.alerts.evidence import customer_subject, series_items
+from feedback_assets.alerts.ledger import DispatchLedger
 from feedback_assets.alerts.resolutions import RESOLUTION_CODES
 from feedback_assets.asset_defaults import DAILY_RANGED
 from feedback_assets.classifications import CLASSIFICATIONS_KEY
@@ -18,7 +19,7 @@ from feedback_assets.roi.dashboard import CHART_IDS, chart_pngs, render_dashboar
 from feedback_assets.roi.dashboard_data import dashboard_data
 from feedback_assets.roi.followup import FollowupOutbox, customers_of_fix, load_followup_messages
 from feedback_assets.roi.impact import ImpactWindows
-from feedback_assets.roi.measure import alert_delay, impact_by_day, parse_series_key, read_gold_history
+from feedback_assets.roi.measure import alert_delay, impact_by_day, parse_series_key, read_gold_history, ticket_delays
 from feedback_assets.roi.metrics import PipelineCost, roi_figures
 from feedback_assets.roi.resolutions import event_systems, resolution_rows, stored_events, write_resolutions
 from feedback_assets.roi.schema import AFFECTED_CUSTOMERS, REMEDIATION_IMPACT, ROI_METRICS
@@ -192,6 +193,8 @@ def roi_metrics(context: dg.AssetExecutionContext, table_store: dg.ResourceParam
         raise dg.Failure(f"{path}: {error}") from None
     days = _days(context)
     history = read_gold_history(table_store, days[-1])
+    openings = [e for e in DispatchLedger(table_store).entries()
+                if e.ticket_action == "created" and e.create_attempted_at is not None]
     by_day, summary = {}, []
     for day in days:
         start = day - timedelta(days=assumptions.rolling_days - 1)
@@ -199,8 +202,10 @@ def roi_metrics(context: dg.AssetExecutionContext, table_store: dg.ResourceParam
         impacts = (table_store.read_days(tables.REMEDIATION_IMPACT, [day]) or pa.table({})).to_pylist()
         alerts = [r for r in resolutions if r["alert_day"]]
         delays = [alert_delay(history, r["series_key"], r["alert_day"]) for r in alerts if history is not None]
+        ticket_hours, replayed = ticket_delays((e.alert_day, e.create_attempted_at) for e in openings
+                                               if start <= e.alert_day <= day)
         cost = pipeline_cost(context.instance, start, day)
-        figures = roi_figures(impacts, resolutions, delays, cost, assumptions)
+        figures = roi_figures(impacts, resolutions, delays, cost, assumptions, ticket_hours, replayed)
         by_day[day] = [f.row((start, day)) for f in figures]
         summary = figures
     _write_days(table_store, tables.ROI_METRICS, ROI_METRICS, by_day)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from threadpoolctl import threadpool_limits
 
@@ -226,3 +226,20 @@ def alert_delay(history: GoldHistory, series_key: str, alert_day: date, reach_da
     while (alert_day - first).days < reach_days and counts.get(first - timedelta(days=1), 0) > threshold:
         first -= timedelta(days=1)
     return (alert_day - first).days
+
+
+# A ticket opened later than this after its day was opened by a replay or backfill of history.
+TICKET_REACH_HOURS = 7 * 24
+
+
+def ticket_delay_hours(alert_day: date, created_at: float) -> float:
+    """Hours from the end of the alert's day (when its data is complete) to the ticket's creation (Unix seconds)."""
+    day_complete = datetime.combine(alert_day + timedelta(days=1), time(), tzinfo=UTC)
+    return (datetime.fromtimestamp(created_at, UTC) - day_complete).total_seconds() / 3600
+
+
+def ticket_delays(openings: Iterable[tuple[date, float]]) -> tuple[list[float], int]:
+    """The alert-to-ticket delays of tickets opened as their day arrived, and how many were opened by a replay."""
+    delays = [ticket_delay_hours(day, created_at) for day, created_at in openings]
+    live = [max(0.0, hours) for hours in delays if hours <= TICKET_REACH_HOURS]
+    return live, len(delays) - len(live)

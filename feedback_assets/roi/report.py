@@ -38,6 +38,8 @@ def _range(figure: Mapping) -> str:
 def render_roi(figures: Sequence[Mapping]) -> list[str]:
     lines = []
     for figure in figures:
-        value = "unknown" if figure["value"] is None else f"{figure['value']:,.1f}"
-        lines.append(f"  {figure['metric']:<30} {value:>12} {figure['unit']:<9}{_range(figure)}")
+        if figure["value"] is None:
+            lines.append(f"  {figure['metric']:<30} {'unknown':>12} {figure['unit']:<9} ({figure['basis']})")
+            continue
+        lines.append(f"  {figure['metric']:<30} {figure['value']:>12,.1f} {figure['unit']:<9}{_range(figure)}")
     return lines
