@@ -42,11 +42,23 @@ class Ticks:
                 for key in EVERY_ASSET if result.get_num_requested(key)}
 
 
+def days_read_back(key: dg.AssetKey) -> int:
+    """How many days before a partition its readers look at this asset (trailing windows: dedup, baselines, reach)."""
+    offsets = [0]
+    for child in GRAPH.get(key).child_keys:
+        mapping = GRAPH.get_partition_mapping(child, key)
+        if isinstance(mapping, dg.TimeWindowPartitionMapping):
+            offsets.append(-mapping.start_offset)
+    return max(offsets)
+
+
 @pytest.fixture()
 def ticks():
+    history_end = date(2026, 11, 7)
     with dg.instance_for_test() as instance:
-        # Seven weeks of history: enough for every trailing window (dedup, baselines, priorities).
-        materialized(instance, EVERY_ASSET, days(date(2026, 9, 20), date(2026, 11, 7)))
+        # Each asset's history reaches as far back as its readers' trailing windows, and a week more.
+        for key in EVERY_ASSET:
+            materialized(instance, [key], days(history_end - timedelta(days=days_read_back(key) + 7), history_end))
         yield Ticks(instance), instance
 
 

@@ -140,16 +140,33 @@ def table_rows(spark, store, table) -> list[tuple]:
             return hashable(value.asDict(recursive=True))
         return value
 
+    def without_floats(row: tuple) -> str:
+        return repr(tuple(None if isinstance(v, float) else v for v in row))
+
     frame = store.read(spark, table)
     kept = [c for c in frame.columns if c not in RUN_SPECIFIC]
-    return sorted((tuple(hashable(row[c]) for c in kept) for row in frame.select(*kept).collect()), key=repr)
+    return sorted((tuple(hashable(row[c]) for c in kept) for row in frame.select(*kept).collect()),
+                  key=lambda row: (without_floats(row), repr(row)))
+
+
+def same_value(a, b) -> bool:
+    """Equal, except that a float may differ by one unit of the 4th decimal the gold tables round to.
+
+    Spark's averages add in partition order, so two clusters can land either side of a rounding boundary.
+    """
+    if isinstance(a, float) and isinstance(b, float):
+        return abs(a - b) <= 1.01e-4
+    return a == b
 
 
 @pytest.mark.parametrize("table", COMPARED, ids=str)
 def test_a_pipes_run_writes_the_same_rows_as_the_in_process_run(spark, both_runs, table):
     local = table_rows(spark, both_runs["local_store"], table)
     assert local or table in MAY_BE_EMPTY, f"{table} is empty: the comparison would prove nothing"
-    assert table_rows(spark, both_runs["pipes_store"], table) == local
+    pipes = table_rows(spark, both_runs["pipes_store"], table)
+    assert len(pipes) == len(local)
+    for pipes_row, local_row in zip(pipes, local):
+        assert len(pipes_row) == len(local_row) and all(map(same_value, pipes_row, local_row)), (pipes_row, local_row)
 
 
 def materializations(result: dg.ExecuteInJobResult, step: str) -> dict[str, dict[str, dict]]:

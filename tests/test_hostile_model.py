@@ -1,8 +1,8 @@
 """The whole pipeline behind a plausible but hostile model: nothing it says becomes a key, a quote or a payload.
 
-The prepared demo is classified again through the LLM path, against a loopback OpenAI-compatible
-server that serves chat only (no embeddings) and answers like `tests/hostile_model.py`: believable
-labels, attack strings in every free-text field, invented and huge entities, and schema breaks at a
+The prepared demo's weeks around its planted incidents are classified again through the LLM path,
+against a loopback OpenAI-compatible server that serves chat only (no embeddings) and answers like
+`tests/hostile_model.py`: believable labels, attack strings in every free-text field, invented and huge entities, and schema breaks at a
 15% rate. Then themes, gold and alert dispatch run as usual. The promise, checked on the result:
 0 attack strings in any sink, 0 untrusted values as series keys, 0 items lost, 0 labels outside the
 enum or owners outside the taxonomy, every evidence quote a quote, and the planted incidents still
@@ -41,12 +41,22 @@ UI = "http://127.0.0.1:3000"
 TAXONOMY = load_taxonomy()
 
 
-def _table(store: LocalParquetTableStore, table: str) -> list[dict]:
+# The weeks around the planted incidents are classified again: every onset, and a week either side.
+AROUND_INCIDENTS = timedelta(days=7)
+
+
+def _table(store: LocalParquetTableStore, table: str, days: list[date] | None = None) -> list[dict]:
     rows = []
     for day in store.partition_days(table):
-        part = store.read_parts(table, [day])
-        rows += [{**row, "feedback_date": day} for row in part.to_pylist()]
+        if days is None or day in days:
+            part = store.read_parts(table, [day])
+            rows += [{**row, "feedback_date": day} for row in part.to_pylist()]
     return rows
+
+
+def _days_around_incidents(manifest: dict, available: list[date]) -> list[date]:
+    onsets = [date.fromisoformat(incident["onset"]) for incident in manifest["incidents"]]
+    return [day for day in available if min(onsets) - AROUND_INCIDENTS <= day <= max(onsets) + AROUND_INCIDENTS]
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +67,8 @@ def hostile(demo_home, tmp_path_factory, spark):
     shutil.copytree(demo_home / "sample", home / "sample")
     store = LocalParquetTableStore(root=str(home / "warehouse"))
     reference = {row["content_hash"]: row for row in _table(store, tables.FEEDBACK_CLASSIFICATIONS)}
-    days = store.partition_days(tables.SILVER_FEEDBACK)
+    manifest = json.loads((home / "sample" / "manifest.json").read_text())
+    days = _days_around_incidents(manifest, store.partition_days(tables.SILVER_FEEDBACK))
     model = HostileModel(reference, break_rate=0.15)
     with pytest.MonkeyPatch.context() as env, LoopbackOpenAI(model, serve_embeddings=False) as server:
         for name in ("AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY", "OPENAI_EMBEDDING_MODEL", "FEEDBACK_EMBEDDINGS"):
@@ -72,18 +83,20 @@ def hostile(demo_home, tmp_path_factory, spark):
     outcomes = replay_alerts(store, tickets, slack, AlertContext("hostile-run", UI))
     checks = {e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data.passed
               for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
-    summary = {"items": len(_table(store, tables.SILVER_FEEDBACK)), "distinct_texts": len(reference),
+    summary = {"days": len(days), "items": len(_table(store, tables.SILVER_FEEDBACK, days)),
                "calls": calls, "attack_strings_sent": model.attacks_sent,
                "invented_entities_sent": model.invented_entities_sent, "schema_breaks": dict(model.breaks),
                "dead_letters": len(_table(store, tables.CLASSIFICATION_DEAD_LETTERS)), "alerts": len(outcomes)}
     print("hostile model run:", json.dumps(summary, sort_keys=True))
-    return {"store": store, "home": home, "model": model, "outcomes": outcomes, "tickets": tickets,
+    return {"store": store, "home": home, "days": days, "model": model, "outcomes": outcomes, "tickets": tickets,
             "slack": slack, "checks": checks, "embedding_requests": embedding_requests, "summary": summary}
 
 
 def test_the_hostile_model_really_attacked(hostile):
     model = hostile["model"]
-    assert model.attacks_sent > 10_000 and model.invented_entities_sent > 10_000
+    # Every item answered carries at least four attack strings (a label's evidence, three in the summary).
+    assert model.attacks_sent >= 4 * hostile["summary"]["items"] > 10_000
+    assert model.invented_entities_sent > hostile["summary"]["items"]
     assert set(model.breaks) == {"out_of_enum_label", "foreign_owner", "out_of_range", "string_number", "label_twice",
                                  "primary_not_in_labels", "duplicate_id", "unasked_id", "yes_boolean"}
     assert hostile["checks"]["classifier_answers_usable"] and hostile["checks"]["every_item_accounted_for"]
@@ -91,9 +104,9 @@ def test_the_hostile_model_really_attacked(hostile):
 
 def test_no_item_is_lost_and_no_row_holds_a_label_or_owner_the_taxonomy_does_not(hostile):
     store = hostile["store"]
-    silver = {r["feedback_id"]: r for r in _table(store, tables.SILVER_FEEDBACK)}
-    classified = _table(store, tables.FEEDBACK_CLASSIFICATIONS)
-    dead = _table(store, tables.CLASSIFICATION_DEAD_LETTERS)
+    silver = {r["feedback_id"]: r for r in _table(store, tables.SILVER_FEEDBACK, hostile["days"])}
+    classified = _table(store, tables.FEEDBACK_CLASSIFICATIONS, hostile["days"])
+    dead = _table(store, tables.CLASSIFICATION_DEAD_LETTERS, hostile["days"])
     assert sorted(r["feedback_id"] for r in classified + dead) == sorted(silver)
     assert len(dead) < 0.01 * len(silver)
     owners = {label.owner.team for label in TAXONOMY.labels.values()}
@@ -105,8 +118,8 @@ def test_no_item_is_lost_and_no_row_holds_a_label_or_owner_the_taxonomy_does_not
 
 def test_every_evidence_quote_is_the_customers_own_words(hostile):
     store = hostile["store"]
-    texts = {r["feedback_id"]: r["text_clean"] for r in _table(store, tables.SILVER_FEEDBACK)}
-    for row in _table(store, tables.FEEDBACK_CLASSIFICATIONS):
+    texts = {r["feedback_id"]: r["text_clean"] for r in _table(store, tables.SILVER_FEEDBACK, hostile["days"])}
+    for row in _table(store, tables.FEEDBACK_CLASSIFICATIONS, hostile["days"]):
         for assignment in row["labels"]:
             assert assignment["evidence_origin"] == "fallback"  # the hostile model never quoted
             assert normalized(assignment["evidence"]) in normalized(texts[row["feedback_id"]])
@@ -125,7 +138,7 @@ def _known_values(store: LocalParquetTableStore) -> dict[str, set[str]]:
 def test_no_untrusted_value_becomes_a_series_breach_or_run_key(hostile):
     store = hostile["store"]
     known = _known_values(store)
-    velocity = _table(store, tables.COMPLAINT_VELOCITY)
+    velocity = _table(store, tables.COMPLAINT_VELOCITY, hostile["days"])
     assert velocity
     for row in velocity:
         assert row["value"] in known[row["dimension"]], row["series_key"]
@@ -193,7 +206,7 @@ def test_no_attack_string_reaches_a_sink_and_every_sink_stays_inert(hostile):
 
 def test_a_chat_only_server_did_not_break_themes(hostile):
     assert hostile["embedding_requests"] == 0
-    themes = _table(hostile["store"], tables.FEEDBACK_THEMES)
+    themes = _table(hostile["store"], tables.FEEDBACK_THEMES, hostile["days"])
     assert themes and all(MARKER not in (t["theme_name"] or "") for t in themes)
 
 
