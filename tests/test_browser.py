@@ -192,6 +192,11 @@ def test_the_automation_page_lists_the_daily_chain_and_both_sensors(page, ui):
     page.get_by_text("when_inputs_change").first.wait_for()
 
 
+def _feed_rows(page):
+    """The rows of the Runs page (runs and backfills); they are no table rows, so they are found by their component."""
+    return page.locator("[class*='RunsFeedRow_row']")
+
+
 def _launch(page, ui, partitions: str, button: str) -> None:
     _open(page, ui, "/assets/complaint_velocity")
     page.get_by_role("button", name="Materialize…").click()
@@ -212,7 +217,7 @@ def test_one_partition_and_a_two_partition_backfill_launched_from_the_ui_succeed
     page.get_by_role("dialog").filter(has_text="Launch runs to materialize").wait_for(state="hidden")
     _open(page, ui, f"/runs?q%5B0%5D=tag%3Adagster%2Fpartition%3D{single}")
     # The daily chain may react to the new partition with runs of its own: this run is the one launched by hand.
-    ours = page.locator("tr").filter(has_text=f"partition: {single}").filter(has_text="Manually")
+    ours = _feed_rows(page).filter(has_text=f"partition: {single}").filter(has_text="Manually launched")
     ours.first.get_by_text("Success", exact=True).wait_for(timeout=RUN_TIMEOUT_MS)
     TIMINGS["one partition: launch to success"] = time.monotonic() - started
     _shot(page, "single_partition_run")
@@ -222,7 +227,7 @@ def test_one_partition_and_a_two_partition_backfill_launched_from_the_ui_succeed
     page.get_by_role("dialog").filter(has_text="Launch runs to materialize").wait_for(state="hidden")
     _open(page, ui, "/runs?view=backfills")
     # The daily chain's own backfills (the roi group following the new velocity days) may be listed beside it.
-    ours = page.locator("tr").filter(has_text="complaint_velocity").filter(has_text="2 partitions")
+    ours = _feed_rows(page).filter(has_text="complaint_velocity").filter(has_text="2 partitions")
     ours.first.get_by_text("Success", exact=True).wait_for(timeout=RUN_TIMEOUT_MS)
     TIMINGS["two-partition backfill: launch to completed"] = time.monotonic() - started
     _shot(page, "two_partition_backfill")
