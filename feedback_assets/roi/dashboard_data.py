@@ -24,14 +24,15 @@ from feedback_assets.roi.dashboard import (
     RoiFigure,
     SeriesTrace,
 )
-from feedback_assets.roi.measure import GoldHistory, parse_series_key, series_days
+from feedback_assets.roi.measure import CREDITED_CODES, GoldHistory, parse_series_key, series_days
 from feedback_assets.window import days_in
 from resources.table_store import TableStore
 
 PRIORITY_DAYS = 14
 # How far back an alert whose ticket is still open (or deferred) keeps its place among the priorities.
 OPEN_PROBLEM_DAYS = 120
-SETTLED_CODES = frozenset({"resolved", "mitigated", "invalid"})
+# A problem is settled once fixed or mitigated (the codes a fix is credited for), or found invalid.
+SETTLED_CODES = frozenset({*CREDITED_CODES, "invalid"})
 TOP_PRIORITIES = 10
 MAX_TRACES = 6
 # Complaints by domain count each item once: every item has a channel.
@@ -65,7 +66,7 @@ def closed_problems(resolutions: Sequence[Mapping], as_of: date) -> frozenset[st
 
 
 def priorities(store: TableStore, as_of: date, tickets_by_series: Mapping[str, str],
-               closed_tickets: frozenset[str] = frozenset()) -> tuple[PriorityItem, ...]:
+               closed_tickets: frozenset[str]) -> tuple[PriorityItem, ...]:
     """The open problems by their commerce-weighted priority, each at its latest alert.
 
     Open: the series alerted in the last two weeks, or its ticket is still open or was deferred
@@ -148,7 +149,8 @@ def dashboard_data(store: TableStore, history: GoldHistory, as_of: date, resolut
                    impacts: Sequence[Mapping], roi_rows: Sequence[Mapping], assumptions: Assumptions) -> DashboardData:
     tickets_by_series = {e.series_key: e.ticket_key for e in DispatchLedger(store).entries() if e.ticket_key}
     return DashboardData(
-        as_of=as_of, domain_days=domain_days(history, as_of), priorities=priorities(store, as_of, tickets_by_series, closed_problems(resolutions, as_of)),
+        as_of=as_of, domain_days=domain_days(history, as_of),
+        priorities=priorities(store, as_of, tickets_by_series, closed_problems(resolutions, as_of)),
         open_tickets=open_tickets(store, resolutions, as_of), fixes=fixes(impacts), traces=traces(history, impacts, as_of),
         roi=roi_figures(roi_rows), assumptions=assumptions_of(assumptions),
     )

@@ -241,5 +241,6 @@ def ticket_delay_hours(alert_day: date, created_at: float) -> float:
 def ticket_delays(openings: Iterable[tuple[date, float]]) -> tuple[list[float], int]:
     """The alert-to-ticket delays of tickets opened as their day arrived, and how many were opened by a replay."""
     delays = [ticket_delay_hours(day, created_at) for day, created_at in openings]
+    # A ticket from a run over a day still in progress counts as opened at once.
     live = [max(0.0, hours) for hours in delays if hours <= TICKET_REACH_HOURS]
     return live, len(delays) - len(live)

@@ -8,6 +8,8 @@ mitigated, deferred or invalid, joined to the alert that opened them through the
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -47,14 +49,16 @@ class SyncResult:
     cursor: datetime | None
 
 
+def _events_of(rows: Iterable[Mapping]) -> list[ResolutionEvent]:
+    return [ResolutionEvent(r["issue_id"], r["ticket_key"], r["updated_at"], r["status"], r["status_category"],
+                            r["resolution"], r["code"], r["note"] or "", tuple(r["labels"] or ()))
+            for r in rows]
+
+
 def stored_events(store: TableStore) -> list[ResolutionEvent]:
     """Every ticket state kept so far."""
     rows = store.read_parts(tables.RESOLUTION_EVENTS)
-    if rows is None:
-        return []
-    return [ResolutionEvent(r["issue_id"], r["ticket_key"], r["updated_at"], r["status"], r["status_category"],
-                            r["resolution"], r["code"], r["note"] or "", tuple(r["labels"] or ()))
-            for r in rows.to_pylist()]
+    return [] if rows is None else _events_of(rows.to_pylist())
 
 
 def sync_resolutions(source: ResolutionSource, store: TableStore, mapping: ResolutionMapping,
@@ -134,12 +138,12 @@ def event_systems(store: TableStore) -> dict[str, str]:
     return {} if rows is None else dict(zip(rows.column("issue_id").to_pylist(), rows.column("system").to_pylist(), strict=True))
 
 
-def _built_as_expected(store: TableStore, days: Iterable[date]) -> set[date]:
+def _built_as_expected(store: TableStore, events: Sequence[ResolutionEvent], days: Iterable[date]) -> set[date]:
     """The days whose `ticket_resolutions` partition already lists what the kept states say it should."""
     def identity(rows: Iterable[Mapping]) -> set[tuple]:
         return {(r["issue_id"], r["ticket_key"], r["code"], r["resolved_at"]) for r in rows}
 
-    expected = resolution_rows(stored_events(store), store, {}, days)
+    expected = resolution_rows(events, store, {}, days)
     built = set()
     for day, rows in expected.items():
         stored = store.read_days(tables.TICKET_RESOLUTIONS, [day])
@@ -164,8 +168,11 @@ def pending_days(store: TableStore, watermark: datetime | None) -> tuple[list[da
         return [], watermark
     days = {r["updated_at"].astimezone(UTC).date() for r in fresh}
     # A ticket reopened or resolved again leaves the day it was listed on: rebuild that day too.
+    history: dict[str, list[datetime]] = defaultdict(list)
+    for row in states:  # in time order
+        history[row["issue_id"]].append(row["updated_at"])
     for row in fresh:
-        earlier = [s for s in states if s["issue_id"] == row["issue_id"] and s["updated_at"] < row["updated_at"]]
+        earlier = history[row["issue_id"]][:bisect_left(history[row["issue_id"]], row["updated_at"])]
         if earlier:
-            days.add(earlier[-1]["updated_at"].astimezone(UTC).date())
-    return sorted(days - _built_as_expected(store, days)), max(r["observed_at"] for r in fresh)
+            days.add(earlier[-1].astimezone(UTC).date())
+    return sorted(days - _built_as_expected(store, _events_of(states), days)), max(r["observed_at"] for r in fresh)
