@@ -34,8 +34,9 @@ class TestTaxonomy:
         assert all(len(label.examples) >= 2 for label in TAXONOMY.labels.values())
 
     def test_the_version_is_a_content_hash(self):
-        raw = b"domains:\n  d:\n    owner: {team: t, jira_project: P, slack_channel: '#c', sla_days: 1}\n" \
-              b"    labels:\n      a: {description: x, examples: [one, two]}\n"
+        raw = b"domains:\n  other:\n    owner: {team: voc, jira_project: VOC, slack_channel: '#voc', sla_days: 1}\n" \
+              b"    labels:\n      praise_no_issue: {description: x, examples: [one, two]}\n" \
+              b"      other_unclear: {description: vague, examples: [three, four]}\n"
         assert parse_taxonomy(raw).version == parse_taxonomy(raw).version
         assert parse_taxonomy(raw).version != parse_taxonomy(raw.replace(b"description: x", b"description: y")).version
 

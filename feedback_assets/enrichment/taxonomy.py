@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -58,20 +59,46 @@ def content_version(*parts: bytes) -> str:
     return digest.hexdigest()[:12]
 
 
-def parse_taxonomy(raw: bytes) -> Taxonomy:
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in a taxonomy file: where (a dotted path, or file:line:column) and what to fix."""
+
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+class TaxonomyError(ValueError):
+    """A taxonomy file that cannot be used, with every problem found in it, one per line."""
+
+    def __init__(self, source: str, problems: Sequence[Problem]):
+        self.source = source
+        self.problems = tuple(problems)
+        count = len(self.problems)
+        heading = f"{source} is not a valid taxonomy ({count} problem{'' if count == 1 else 's'}):"
+        super().__init__("\n".join([heading, *(f"  {problem}" for problem in self.problems)]))
+
+
+def parse_taxonomy(raw: bytes, source: str = "taxonomy.yaml") -> Taxonomy:
+    """The taxonomy in `raw`; a TaxonomyError listing every problem when the governance checks find any."""
+    # Imported here because governance builds on this module's dataclasses.
+    from feedback_assets.enrichment.governance import check_taxonomy
+
+    problems = check_taxonomy(raw, source)
+    if problems:
+        raise TaxonomyError(source, problems)
     document = yaml.safe_load(raw)
     labels: dict[str, Label] = {}
     for domain, spec in document["domains"].items():
         owner = Owner(**spec["owner"])
         for label_id, label in spec["labels"].items():
-            if label_id in labels:
-                raise ValueError(f"label {label_id!r} appears in two domains")
-            if len(label.get("examples", [])) < 2:
-                raise ValueError(f"label {label_id!r} needs at least two examples")
             labels[label_id] = Label(label_id, domain, label["description"].strip(), tuple(label["examples"]), owner)
     return Taxonomy(labels, content_version(raw))
 
 
 @cache
 def load_taxonomy(path: Path | None = None) -> Taxonomy:
-    return parse_taxonomy((path or prompts_dir() / "taxonomy.yaml").read_bytes())
+    path = path or prompts_dir() / "taxonomy.yaml"
+    return parse_taxonomy(path.read_bytes(), str(path))
