@@ -27,6 +27,35 @@ schedule ``embedding_faults`` ("ok", "429", "500", "503")::
         vectors = client.embeddings.create(model="text-embedding-3-small", input=["a", "b"])
         assert server.embedding_calls == 1 and len(vectors.data) == 2
 
+Batch API: ``POST /v1/files`` (multipart ``purpose`` + ``file``), ``GET /v1/files/{id}``,
+``GET /v1/files/{id}/content``, ``POST /v1/batches``, ``GET /v1/batches/{id}`` and
+``POST /v1/batches/{id}/cancel``, and the same under ``/openai/files`` and ``/openai/batches`` with
+an ``api-version`` query (Azure OpenAI, whose batch endpoint and line urls are ``/chat/completions``).
+Each retrieve advances a batch one step: ``validating`` (the input file is checked line by line; a
+bad line fails the batch with ``errors``) → ``in_progress`` → a terminal status. Every input line
+is then answered by the same `responder` realtime uses, with the same ``body``, as a
+chat.completion with usage; output and error files are written in shuffled order (never the input
+order, when there are two lines or more). Batch lines bypass the chat fault schedule and the
+RPM/TPM limiter, are counted in ``batch_lines`` (not ``calls``), and take a per-line schedule
+``batch_line_faults``: "ok", "500" (an error-file line with ``status_code`` 500), "malformed" /
+"truncated" (as realtime), "unfinished" (the line is in neither file) or "foreign" (answered under
+a custom_id that names no request of the batch, so the request itself goes unanswered). A
+per-batch schedule ``batch_outcomes`` decides how each new batch ends: "complete" (the default),
+"expire" / "expire:N" (only the first N lines are run, the rest go to the error file as
+``batch_expired``), "fail" (status ``failed`` with ``errors``) or "stuck" (``in_progress`` until
+cancelled; a cancelled batch's lines that never ran go to the error file as ``batch_cancelled``).
+Counters: ``file_uploads``, ``batches_created``, ``batch_lines``; `batches` and `file_content`
+show what was submitted::
+
+    with LoopbackOpenAI(batch_outcomes=["expire:1"]) as server:
+        client = OpenAI(api_key=server.api_key, base_url=server.base_url)
+        upload = client.files.create(file=("in.jsonl", jsonl), purpose="batch")
+        batch = client.batches.create(input_file_id=upload.id, endpoint="/v1/chat/completions",
+                                      completion_window="24h")
+        while batch.status not in ("completed", "failed", "expired", "cancelled"):
+            batch = client.batches.retrieve(batch.id)
+        lines = client.files.content(batch.output_file_id).content.splitlines()
+
 Token accounting is an estimate, not a tokenizer: **tokens = len(text) // 4**.
 
 - ``prompt_tokens``: the concatenated text of all message contents, // 4.
@@ -46,6 +75,8 @@ from __future__ import annotations
 
 import base64
 import copy
+import email.parser
+import email.policy
 import hashlib
 import json
 import math
@@ -67,6 +98,8 @@ from urllib.parse import parse_qs, urlsplit
 from tests.loopback_http import QuietHTTPServer
 
 __all__ = [
+    "BATCH_LINE_FAULT_KINDS",
+    "BATCH_TERMINAL_STATUSES",
     "DEFAULT_API_KEY",
     "DEFAULT_FAULT_KINDS",
     "EMBEDDING_FAULT_KINDS",
@@ -91,6 +124,8 @@ DEFAULT_API_KEY = "sk-loopback-test"
 FAULT_KINDS: frozenset[str] = frozenset({"ok", "500", "503", "timeout", "malformed", "truncated", "429"})
 DEFAULT_FAULT_KINDS: tuple[str, ...] = ("500", "503", "429", "malformed", "truncated")
 EMBEDDING_FAULT_KINDS: frozenset[str] = frozenset({"ok", "500", "503", "429"})
+BATCH_LINE_FAULT_KINDS: frozenset[str] = frozenset({"ok", "500", "malformed", "truncated", "unfinished", "foreign"})
+BATCH_TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "expired", "cancelled"})
 MALFORMED_CONTENT = "{not json"
 REDACTED_HEADERS = frozenset({"authorization", "api-key"})
 
@@ -98,6 +133,12 @@ _OPENAI_PATH = "/v1/chat/completions"
 _AZURE_PATH = re.compile(r"^/openai/deployments/(?P<deployment>[^/]+)/chat/completions$")
 _OPENAI_EMBEDDINGS_PATH = "/v1/embeddings"
 _AZURE_EMBEDDINGS_PATH = re.compile(r"^/openai/deployments/(?P<deployment>[^/]+)/embeddings$")
+_FILES_PATH = re.compile(r"^/(?P<prefix>v1|openai)/files(?:/(?P<file_id>[^/]+)(?P<content>/content)?)?$")
+_BATCHES_PATH = re.compile(r"^/(?P<prefix>v1|openai)/batches(?:/(?P<batch_id>[^/]+)(?P<cancel>/cancel)?)?$")
+_BATCH_OUTCOME = re.compile(r"^(complete|fail|stuck|expire(:\d+)?)$")
+_BATCH_ENDPOINTS = {"v1": frozenset({"/v1/chat/completions"}),
+                    "openai": frozenset({"/chat/completions", "/v1/chat/completions"})}
+_FILE_PURPOSES = frozenset({"assistants", "batch", "fine-tune", "vision", "user_data", "evals"})
 
 
 # --------------------------------------------------------------------------------------------
@@ -122,6 +163,11 @@ def _message_text(message: Any) -> str:
             part.get("text", "") for part in content if isinstance(part, Mapping) and isinstance(part.get("text"), str)
         )
     return ""
+
+
+def _prompt_tokens(messages: Sequence[Any]) -> int:
+    """The estimated prompt tokens of a request: the concatenated text of all messages."""
+    return estimate_tokens("".join(_message_text(message) for message in messages))
 
 
 _STRING_FORMATS: dict[str, str] = {
@@ -299,6 +345,14 @@ class _Reply(Exception):
         self.headers = dict(headers or {})
 
 
+class _ResponderFailed(Exception):
+    """The responder raised or returned a non-string: the request is answered with a 500."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(cause)
+        self.body = _error_body(f"LoopbackOpenAI responder failed: {cause!r}", "server_error", "responder_error")
+
+
 class _Abort(Exception):
     """The server is shutting down mid-request: drop the connection without answering."""
 
@@ -350,12 +404,13 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def send_json(self, status: int, body: Mapping[str, Any], headers: Mapping[str, str]) -> None:
-        """Write one JSON response; a vanished client is not an error."""
-        payload = json.dumps(body).encode()
+    def send_json(self, status: int, body: Mapping[str, Any] | bytes, headers: Mapping[str, str]) -> None:
+        """Write one JSON response (raw bytes as a binary one); a vanished client is not an error."""
+        binary = isinstance(body, bytes)
+        payload = body if binary else json.dumps(body).encode()
         try:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", "application/octet-stream" if binary else "application/json")
             self.send_header("Content-Length", str(len(payload)))
             for name, value in headers.items():
                 self.send_header(name, value)
@@ -387,6 +442,80 @@ def _check_embedding_faults(kinds: Iterable[str]) -> list[str]:
     return kinds
 
 
+def _check_batch_line_faults(kinds: Iterable[str]) -> list[str]:
+    kinds = [str(kind) for kind in kinds]
+    unknown = sorted(set(kinds) - BATCH_LINE_FAULT_KINDS)
+    if unknown:
+        raise ValueError(f"unknown batch line fault kind(s) {unknown}; expected some of {sorted(BATCH_LINE_FAULT_KINDS)}")
+    return kinds
+
+
+def _check_batch_outcomes(outcomes: Iterable[str]) -> list[str]:
+    outcomes = [str(outcome) for outcome in outcomes]
+    unknown = [outcome for outcome in outcomes if not _BATCH_OUTCOME.match(outcome)]
+    if unknown:
+        raise ValueError(f"unknown batch outcome(s) {unknown}; expected complete, fail, stuck, expire or expire:N")
+    return outcomes
+
+
+def _multipart_fields(content_type: str, body: bytes) -> dict[str, tuple[str | None, bytes]]:
+    """The parts of a multipart/form-data body by field name: (filename, content)."""
+    if not content_type.lower().startswith("multipart/form-data"):
+        return {}
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+    )
+    if not message.is_multipart():
+        return {}
+    fields: dict[str, tuple[str | None, bytes]] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if isinstance(name, str):
+            fields[name] = (part.get_filename(), part.get_payload(decode=True) or b"")
+    return fields
+
+
+def _batch_error(code: str, message: str, line: int | None = None, param: str | None = None) -> dict[str, Any]:
+    return {"code": code, "message": message, "param": param, "line": line}
+
+
+def _batch_input(content: bytes, endpoint: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The request lines of a batch input file, and the validation errors that fail the batch."""
+    lines: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for number, raw in enumerate(content.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            line = json.loads(raw)
+        except ValueError:
+            line = None
+        if not isinstance(line, dict):
+            errors.append(_batch_error("invalid_json_line", "This line is not parseable as valid JSON.", number))
+            continue
+        custom_id, body = line.get("custom_id"), line.get("body")
+        if not isinstance(custom_id, str) or not custom_id:
+            errors.append(_batch_error("missing_required_parameter", "Missing custom_id.", number, "custom_id"))
+        elif custom_id in seen:
+            errors.append(_batch_error("duplicate_custom_id", "The custom_id for this request is a duplicate.", number,
+                                       "custom_id"))
+        elif line.get("method") != "POST":
+            errors.append(_batch_error("invalid_request", "Only POST requests are supported.", number, "method"))
+        elif line.get("url") != endpoint:
+            errors.append(_batch_error("invalid_url", f"The url must be the batch endpoint {endpoint}.", number, "url"))
+        elif not isinstance(body, dict) or not isinstance(body.get("model"), str) or not body["model"] \
+                or not isinstance(body.get("messages"), list) or not body["messages"] or body.get("stream"):
+            errors.append(_batch_error("invalid_request", "The body needs a model and non-empty messages, "
+                                       "without stream.", number, "body"))
+        else:
+            seen.add(custom_id)
+            lines.append(line)
+    if not lines and not errors:
+        errors.append(_batch_error("empty_file", "The input file has no requests."))
+    return lines, errors
+
+
 def _check_optional_limit(name: str, value: int | None) -> int | None:
     if value is not None and value < 0:
         raise ValueError(f"{name} must be >= 0 or None, got {value}")
@@ -414,6 +543,10 @@ class LoopbackOpenAI:
         embedding_faults: a schedule consumed one entry per embeddings request, in order.
         serve_embeddings: False makes the server chat-only, like many vLLM or Ollama setups: every
             embeddings request gets a 404.
+        batch_line_faults: a schedule consumed one entry per batch input line run, in order of
+            the lines (batch after batch).
+        batch_outcomes: a schedule consumed one entry per created batch: "complete", "expire",
+            "expire:N", "fail" or "stuck".
 
     Every setting except ``rate_window_s``/``seed`` is a thread-safe property that may be changed
     while the server runs. Use as a context manager, or call `start` / `close`.
@@ -436,6 +569,8 @@ class LoopbackOpenAI:
         embedder: Embedder | None = None,
         embedding_faults: Sequence[str] = (),
         serve_embeddings: bool = True,
+        batch_line_faults: Sequence[str] = (),
+        batch_outcomes: Sequence[str] = (),
     ) -> None:
         self._lock = threading.RLock()
         self._stop = threading.Event()
@@ -455,10 +590,20 @@ class LoopbackOpenAI:
         self._embedder: Embedder = embedder or bag_of_words_embedding
         self._embedding_faults: deque[str] = deque(_check_embedding_faults(embedding_faults))
         self._serve_embeddings = serve_embeddings
+        self._batch_line_faults: deque[str] = deque(_check_batch_line_faults(batch_line_faults))
+        self._batch_outcomes: deque[str] = deque(_check_batch_outcomes(batch_outcomes))
+        self._batch_rng = random.Random(seed)
+        # Serializes batch progress, so concurrent retrieves advance a batch one step each.
+        self._batch_progress = threading.Lock()
 
         self._requests: list[dict[str, Any]] = []
         self._calls = 0
         self._embedding_calls = 0
+        self._file_uploads = 0
+        self._batches_created = 0
+        self._batch_lines = 0
+        self._files: dict[str, dict[str, Any]] = {}
+        self._batches: dict[str, dict[str, Any]] = {}
         self._request_times: deque[float] = deque()
         self._token_charges: deque[tuple[float, int]] = deque()
         self._previous_first_message: str | None = None
@@ -648,6 +793,30 @@ class LoopbackOpenAI:
         with self._lock:
             self._embedding_faults = deque(kinds)
 
+    @property
+    def batch_line_faults(self) -> list[str]:
+        """The remaining batch line fault schedule (a copy); assigning replaces it."""
+        with self._lock:
+            return list(self._batch_line_faults)
+
+    @batch_line_faults.setter
+    def batch_line_faults(self, value: Iterable[str]) -> None:
+        kinds = _check_batch_line_faults(value)
+        with self._lock:
+            self._batch_line_faults = deque(kinds)
+
+    @property
+    def batch_outcomes(self) -> list[str]:
+        """The remaining per-batch outcome schedule (a copy); assigning replaces it."""
+        with self._lock:
+            return list(self._batch_outcomes)
+
+    @batch_outcomes.setter
+    def batch_outcomes(self, value: Iterable[str]) -> None:
+        outcomes = _check_batch_outcomes(value)
+        with self._lock:
+            self._batch_outcomes = deque(outcomes)
+
     # ---- observations ----------------------------------------------------------------------
 
     @property
@@ -675,12 +844,44 @@ class LoopbackOpenAI:
         with self._lock:
             return self._embedding_calls
 
+    @property
+    def file_uploads(self) -> int:
+        """Files uploaded with 200 (``POST /v1/files``)."""
+        with self._lock:
+            return self._file_uploads
+
+    @property
+    def batches_created(self) -> int:
+        """Batches created with 200 (``POST /v1/batches``)."""
+        with self._lock:
+            return self._batches_created
+
+    @property
+    def batch_lines(self) -> int:
+        """Batch input lines run (answered, or failed with a 500), across all batches."""
+        with self._lock:
+            return self._batch_lines
+
+    @property
+    def batches(self) -> list[dict[str, Any]]:
+        """Snapshot of the batch objects, in creation order, as the API would show them now."""
+        with self._lock:
+            return [copy.deepcopy(stored["object"]) for stored in self._batches.values()]
+
+    def file_content(self, file_id: str) -> bytes:
+        """The bytes of a stored file (an upload, or a batch's output or error file)."""
+        with self._lock:
+            return self._files[file_id]["content"]
+
     def clear_requests(self) -> None:
-        """Empty the request log and reset `calls` and `embedding_calls` (limits, schedules and cache state are kept)."""
+        """Empty the request log and reset the counters (limits, schedules, files, batches and cache state are kept)."""
         with self._lock:
             self._requests.clear()
             self._calls = 0
             self._embedding_calls = 0
+            self._file_uploads = 0
+            self._batches_created = 0
+            self._batch_lines = 0
 
     # ---- internals -------------------------------------------------------------------------
 
@@ -719,7 +920,12 @@ class LoopbackOpenAI:
         embeddings = path == _OPENAI_EMBEDDINGS_PATH or _AZURE_EMBEDDINGS_PATH.match(path) is not None
         if embeddings and not self._serve_embeddings:
             embeddings = False  # a chat-only server does not know the path: the chat route answers 404
-        route = self._embeddings if embeddings else self._chat_completion
+        if _FILES_PATH.match(path):
+            route = self._files_route
+        elif _BATCHES_PATH.match(path):
+            route = self._batches_route
+        else:
+            route = self._embeddings if embeddings else self._chat_completion
         try:
             status, body, extra_headers = route(handler.command, handler.path, headers, raw_body, entry)
         except _Reply as reply:
@@ -731,9 +937,9 @@ class LoopbackOpenAI:
         extra_headers.setdefault("x-request-id", f"req_{uuid.uuid4().hex}")
         with self._lock:
             entry["status"] = status
-            if status == 200 and embeddings:
+            if status == 200 and route == self._embeddings:
                 self._embedding_calls += 1
-            elif status == 200:
+            elif status == 200 and route == self._chat_completion:
                 self._calls += 1
         handler.send_json(status, body, extra_headers)
 
@@ -845,14 +1051,24 @@ class LoopbackOpenAI:
                 _error_body("The engine is currently overloaded, please try again later.", "server_error", None),
             )
 
-        prompt_text = "".join(_message_text(message) for message in messages)
-        prompt_tokens = estimate_tokens(prompt_text)
         max_out = request.get("max_completion_tokens") or request.get("max_tokens") or 0
-        rate_headers = self._admit(prompt_tokens + int(max_out), entry)
+        rate_headers = self._admit(_prompt_tokens(messages) + int(max_out), entry)
 
         if fault == "timeout":
             self._sleep(self.timeout_sleep_s)
 
+        try:
+            body = self._answer(request, model, fault)
+        except _ResponderFailed as failure:
+            with self._lock:
+                entry["fault"] = "responder_error"
+            raise _Reply(500, failure.body, {"x-should-retry": "false"}) from None
+        return 200, body, {"openai-processing-ms": "1", **rate_headers}
+
+    def _answer(self, request: dict[str, Any], model: str, fault: str) -> dict[str, Any]:
+        """The chat.completion body for a valid request: the responder's content, the fault's mutation, usage."""
+        messages = request["messages"]
+        prompt_tokens = _prompt_tokens(messages)
         first_message = _message_text(messages[0])
         with self._lock:
             previous, self._previous_first_message = self._previous_first_message, first_message
@@ -863,13 +1079,7 @@ class LoopbackOpenAI:
             if not isinstance(content, str):
                 raise TypeError(f"responder must return str, got {type(content).__name__}")
         except Exception as exc:  # noqa: BLE001 - reported to the client, which is the test
-            with self._lock:
-                entry["fault"] = "responder_error"
-            raise _Reply(
-                500,
-                _error_body(f"LoopbackOpenAI responder failed: {exc!r}", "server_error", "responder_error"),
-                {"x-should-retry": "false"},
-            ) from None
+            raise _ResponderFailed(exc) from None
 
         finish_reason = "stop"
         if fault == "malformed":
@@ -879,7 +1089,7 @@ class LoopbackOpenAI:
             finish_reason = "length"
 
         completion_tokens = estimate_tokens(content)
-        body = {
+        return {
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
             "object": "chat.completion",
             "created": int(time.time()),
@@ -907,7 +1117,204 @@ class LoopbackOpenAI:
             "service_tier": "default",
             "system_fingerprint": "fp_loopback",
         }
-        return 200, body, {"openai-processing-ms": "1", **rate_headers}
+
+    # ---- Files and Batches ---------------------------------------------------------------
+
+    def _batch_api_match(self, raw_path: str, headers: Mapping[str, str], pattern: re.Pattern[str]) -> re.Match[str]:
+        """Authenticate a Files/Batches request; Azure paths (``/openai/...``) need an api-version."""
+        url = urlsplit(raw_path)
+        match = pattern.match(url.path)
+        assert match is not None  # routed here by this very pattern
+        azure = match.group("prefix") == "openai"
+        self._check_auth(headers, azure=azure)
+        if azure and not parse_qs(url.query).get("api-version"):
+            raise _Reply(404, {"error": {"code": "404", "message": "Resource not found"}})
+        return match
+
+    def _files_route(
+        self, method: str, raw_path: str, headers: Mapping[str, str], raw_body: bytes, entry: dict[str, Any]
+    ) -> tuple[int, dict[str, Any] | bytes, dict[str, str]]:
+        match = self._batch_api_match(raw_path, headers, _FILES_PATH)
+        file_id = match.group("file_id")
+        if file_id is None:
+            if method != "POST":
+                raise _Reply(405, _error_body(f"Method {method} not allowed", "invalid_request_error", None))
+            return 200, self._upload(headers.get("content-type", ""), raw_body), {}
+        if method != "GET":
+            raise _Reply(405, _error_body(f"Method {method} not allowed", "invalid_request_error", None))
+        with self._lock:
+            stored = self._files.get(file_id)
+            if stored is None:
+                raise _Reply(404, _error_body(f"No such File object: {file_id}", "invalid_request_error", None, "id"))
+            return 200, (stored["content"] if match.group("content") else copy.deepcopy(stored["object"])), {}
+
+    def _upload(self, content_type: str, raw_body: bytes) -> dict[str, Any]:
+        fields = _multipart_fields(content_type, raw_body)
+        if "file" not in fields or "purpose" not in fields:
+            raise _Reply(400, _error_body("A multipart/form-data body with 'file' and 'purpose' is required.",
+                                          "invalid_request_error", None, "file"))
+        purpose = fields["purpose"][1].decode("utf-8", "replace")
+        if purpose not in _FILE_PURPOSES:
+            raise _Reply(400, _error_body(f"Invalid purpose {purpose!r}", "invalid_request_error", None, "purpose"))
+        filename, content = fields["file"]
+        stored = self._store_file(filename or "upload", content, purpose)
+        with self._lock:
+            self._file_uploads += 1
+        return stored
+
+    def _store_file(self, filename: str, content: bytes, purpose: str) -> dict[str, Any]:
+        file_object = {"id": f"file-{uuid.uuid4().hex[:24]}", "object": "file", "bytes": len(content),
+                       "created_at": int(time.time()), "filename": filename, "purpose": purpose,
+                       "status": "processed", "status_details": None}
+        with self._lock:
+            self._files[file_object["id"]] = {"object": file_object, "content": content}
+        return copy.deepcopy(file_object)
+
+    def _batches_route(
+        self, method: str, raw_path: str, headers: Mapping[str, str], raw_body: bytes, entry: dict[str, Any]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        match = self._batch_api_match(raw_path, headers, _BATCHES_PATH)
+        batch_id = match.group("batch_id")
+        expected = "GET" if batch_id and not match.group("cancel") else "POST"
+        if method != expected:
+            raise _Reply(405, _error_body(f"Method {method} not allowed", "invalid_request_error", None))
+        if batch_id is None:
+            return 200, self._create_batch(raw_body, match.group("prefix")), {}
+        with self._lock:
+            stored = self._batches.get(batch_id)
+        if stored is None:
+            raise _Reply(404, _error_body(f"No batch found with id '{batch_id}'.", "invalid_request_error", None, "id"))
+        with self._batch_progress:
+            if match.group("cancel"):
+                self._cancel(stored)
+            else:
+                self._advance(stored)
+            with self._lock:
+                return 200, copy.deepcopy(stored["object"]), {}
+
+    def _create_batch(self, raw_body: bytes, prefix: str) -> dict[str, Any]:
+        try:
+            request = json.loads(raw_body or b"null")
+        except ValueError as exc:
+            raise _Reply(400, _error_body(f"Invalid JSON body: {exc}", "invalid_request_error", None)) from None
+        if not isinstance(request, dict):
+            raise _Reply(400, _error_body("The body must be a JSON object", "invalid_request_error", None))
+        input_file_id, endpoint = request.get("input_file_id"), request.get("endpoint")
+        with self._lock:
+            stored_file = self._files.get(input_file_id) if isinstance(input_file_id, str) else None
+        if stored_file is None or stored_file["object"]["purpose"] != "batch":
+            raise _Reply(400, _error_body(f"Invalid input_file_id {input_file_id!r}: no file uploaded with purpose batch.",
+                                          "invalid_request_error", None, "input_file_id"))
+        if endpoint not in _BATCH_ENDPOINTS[prefix]:
+            raise _Reply(400, _error_body(f"Unsupported endpoint {endpoint!r}; expected one of "
+                                          f"{sorted(_BATCH_ENDPOINTS[prefix])}", "invalid_request_error", None, "endpoint"))
+        if request.get("completion_window") != "24h":
+            raise _Reply(400, _error_body("completion_window must be '24h'", "invalid_request_error", None,
+                                          "completion_window"))
+        metadata = request.get("metadata")
+        if metadata is not None and not (isinstance(metadata, dict) and len(metadata) <= 16 and all(
+                isinstance(k, str) and len(k) <= 64 and isinstance(v, str) and len(v) <= 512 for k, v in metadata.items())):
+            raise _Reply(400, _error_body("metadata must map at most 16 keys (≤ 64 chars) to strings (≤ 512 chars)",
+                                          "invalid_request_error", None, "metadata"))
+        now = int(time.time())
+        batch = {
+            "id": f"batch_{uuid.uuid4().hex[:24]}", "object": "batch", "endpoint": endpoint, "errors": None,
+            "input_file_id": input_file_id, "completion_window": "24h", "status": "validating",
+            "output_file_id": None, "error_file_id": None, "created_at": now, "in_progress_at": None,
+            "expires_at": now + 24 * 3600, "finalizing_at": None, "completed_at": None, "failed_at": None,
+            "expired_at": None, "cancelling_at": None, "cancelled_at": None,
+            "request_counts": {"total": 0, "completed": 0, "failed": 0}, "metadata": metadata,
+        }
+        with self._lock:
+            outcome = self._batch_outcomes.popleft() if self._batch_outcomes else "complete"
+            self._batches[batch["id"]] = {"object": batch, "outcome": outcome, "lines": []}
+            self._batches_created += 1
+            return copy.deepcopy(batch)
+
+    def _cancel(self, stored: dict[str, Any]) -> None:
+        batch = stored["object"]
+        if batch["status"] in BATCH_TERMINAL_STATUSES or batch["status"] == "cancelling":
+            raise _Reply(400, _error_body(f"Cannot cancel a batch with status {batch['status']}.",
+                                          "invalid_request_error", None))
+        with self._lock:
+            batch.update(status="cancelling", cancelling_at=int(time.time()))
+
+    def _advance(self, stored: dict[str, Any]) -> None:
+        """Move a batch one step on: validate its input, then run its lines as its outcome says."""
+        batch, outcome = stored["object"], stored["outcome"]
+        if batch["status"] == "validating":
+            with self._lock:
+                content = self._files[batch["input_file_id"]]["content"]
+            lines, errors = _batch_input(content, batch["endpoint"])
+            if not errors and outcome == "fail":
+                errors = [_batch_error("invalid_request", "The batch failed (injected fault).")]
+            with self._lock:
+                if errors:
+                    batch.update(status="failed", failed_at=int(time.time()), errors={"object": "list", "data": errors})
+                else:
+                    stored["lines"] = lines
+                    batch.update(status="in_progress", in_progress_at=int(time.time()),
+                                 request_counts={"total": len(lines), "completed": 0, "failed": 0})
+        elif batch["status"] == "in_progress" and outcome != "stuck":
+            lines = stored["lines"]
+            ran = len(lines) if outcome == "complete" else int(outcome.partition(":")[2] or 0)
+            status = "completed" if outcome == "complete" else "expired"
+            self._finish(stored, lines[:ran], lines[ran:], status)
+        elif batch["status"] == "cancelling":
+            self._finish(stored, [], stored["lines"], "cancelled")
+
+    def _finish(self, stored: dict[str, Any], run: list[dict[str, Any]], left: list[dict[str, Any]], status: str) -> None:
+        """Run `run` through the responder, report `left` as never run, and write the output and error files."""
+        batch = stored["object"]
+        outputs: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] = []
+        for line in run:
+            with self._lock:
+                fault = self._batch_line_faults.popleft() if self._batch_line_faults else "ok"
+                if fault != "unfinished":
+                    self._batch_lines += 1
+            if fault == "unfinished":
+                continue
+            if fault == "foreign":
+                line = {**line, "custom_id": f"{line['custom_id']}-foreign"}
+            answered = self._batch_line_answer(line, fault)
+            (outputs if answered["response"]["status_code"] == 200 else errors).append(answered)
+        code = "batch_expired" if status == "expired" else "batch_cancelled"
+        for line in left:
+            errors.append({"id": f"batch_req_{uuid.uuid4().hex[:24]}", "custom_id": line["custom_id"], "response": None,
+                           "error": {"code": code, "message": f"The request was not run before the batch was {status}."}})
+        output_file = self._store_file(f"{batch['id']}_output.jsonl", self._jsonl(outputs), "batch_output") if outputs else None
+        error_file = self._store_file(f"{batch['id']}_error.jsonl", self._jsonl(errors), "batch_output") if errors else None
+        with self._lock:
+            batch.update({"status": status, f"{status}_at": int(time.time()),
+                          "output_file_id": output_file["id"] if output_file else None,
+                          "error_file_id": error_file["id"] if error_file else None,
+                          "request_counts": {"total": len(stored["lines"]), "completed": len(outputs),
+                                             "failed": len(errors)}})
+
+    def _batch_line_answer(self, line: dict[str, Any], fault: str) -> dict[str, Any]:
+        """One output (or error) file line: the chat.completion the realtime path would have answered."""
+        request_id = f"req_{uuid.uuid4().hex}"
+        if fault == "500":
+            response = {"status_code": 500, "request_id": request_id,
+                        "body": _error_body("The server had an error while processing your request.", "server_error", None)}
+        else:
+            try:
+                response = {"status_code": 200, "request_id": request_id,
+                            "body": self._answer(line["body"], line["body"]["model"], fault)}
+            except _ResponderFailed as failure:
+                response = {"status_code": 500, "request_id": request_id, "body": failure.body}
+        return {"id": f"batch_req_{uuid.uuid4().hex[:24]}", "custom_id": line["custom_id"], "response": response,
+                "error": None}
+
+    def _jsonl(self, lines: list[dict[str, Any]]) -> bytes:
+        """JSON lines in shuffled order: never the given order, when there are two lines or more."""
+        order = list(lines)
+        with self._lock:
+            self._batch_rng.shuffle(order)
+        if len(order) > 1 and order == lines:
+            order = order[1:] + order[:1]
+        return b"".join(json.dumps(line).encode() + b"\n" for line in order)
 
     def _check_auth(self, headers: Mapping[str, str], *, azure: bool) -> None:
         authorization = headers.get("authorization", "")

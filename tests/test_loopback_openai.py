@@ -2,7 +2,8 @@
 
 Covers OpenAI / AsyncOpenAI / AzureOpenAI / AsyncAzureOpenAI, structured outputs, the SDK's own
 retries (429 + Retry-After, 5xx), client timeouts, malformed/truncated content, usage accounting,
-rate limits, seeded random faults and auth failures.
+rate limits, seeded random faults and auth failures; and the Files and Batches endpoints: uploads,
+batch progress, per-line faults, expiry, failure, cancellation and the Azure paths.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from enum import Enum
 from typing import Any
@@ -358,3 +361,169 @@ def test_minimal_json_instance_walks_refs_and_constraints():
     assert minimal_json_instance(schema) == expected
     assert echo_schema_responder({"response_format": {"type": "json_object"}}) == "{}"
     assert echo_schema_responder({}) == "ok"
+
+
+# ---- Files and Batches ------------------------------------------------------------------------
+
+
+def batch_input(count: int, url: str = "/v1/chat/completions", model: str = MODEL) -> bytes:
+    """A batch input file of `count` structured-output requests, custom_ids c0, c1, ..."""
+    lines = [{"custom_id": f"c{i}", "method": "POST", "url": url,
+              "body": {"model": model, "messages": messages(user=f"request {i}"), "response_format": RESPONSE_FORMAT}}
+             for i in range(count)]
+    return b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+
+
+def run_batch(client: OpenAI, content: bytes, endpoint: str = "/v1/chat/completions") -> tuple[list[str], Any]:
+    """Upload, create and poll a batch to its end: the statuses seen, and the final batch."""
+    upload = client.files.create(file=("input.jsonl", content), purpose="batch")
+    batch = client.batches.create(input_file_id=upload.id, endpoint=endpoint, completion_window="24h")
+    statuses = [batch.status]
+    while batch.status not in ("completed", "failed", "expired", "cancelled"):
+        batch = client.batches.retrieve(batch.id)
+        statuses.append(batch.status)
+    return statuses, batch
+
+
+def file_lines(client: OpenAI, file_id: str | None) -> list[dict]:
+    return [json.loads(line) for line in client.files.content(file_id).content.splitlines()] if file_id else []
+
+
+def test_an_uploaded_file_can_be_retrieved_and_downloaded(server):
+    content = batch_input(2)
+    with sync_client(server) as client:
+        upload = client.files.create(file=("input.jsonl", content), purpose="batch")
+        retrieved = client.files.retrieve(upload.id)
+        downloaded = client.files.content(upload.id).content
+        with pytest.raises(openai.NotFoundError):
+            client.files.retrieve("file-missing")
+
+    assert upload.object == "file" and upload.purpose == "batch" and upload.status == "processed"
+    assert upload.bytes == len(content) and upload.filename == "input.jsonl" and retrieved.id == upload.id
+    assert downloaded == content == server.file_content(upload.id)
+    assert server.file_uploads == 1 and server.calls == 0
+
+
+def test_a_batch_advances_to_completed_and_the_responder_answers_each_line_with_its_body(server):
+    seen: list[dict] = []
+
+    def responder(request: dict) -> str:
+        seen.append(request)
+        return json.dumps({"echo": request["messages"][-1]["content"]})
+
+    server.responder = responder
+    content = batch_input(4)
+    with sync_client(server) as client:
+        statuses, batch = run_batch(client, content)
+        output = file_lines(client, batch.output_file_id)
+
+    assert statuses == ["validating", "in_progress", "completed"]
+    assert (batch.request_counts.total, batch.request_counts.completed, batch.request_counts.failed) == (4, 4, 0)
+    assert batch.error_file_id is None and batch.endpoint == "/v1/chat/completions"
+    sent = [json.loads(line)["body"] for line in content.splitlines()]
+    assert seen == sent  # the body of each line, exactly as realtime would get it
+    assert [line["custom_id"] for line in output] != ["c0", "c1", "c2", "c3"]  # shuffled
+    by_id = {line["custom_id"]: line["response"] for line in output}
+    assert sorted(by_id) == ["c0", "c1", "c2", "c3"] and {r["status_code"] for r in by_id.values()} == {200}
+    body = by_id["c2"]["body"]
+    assert body["object"] == "chat.completion" and json.loads(body["choices"][0]["message"]["content"]) == {
+        "echo": "request 2"}
+    assert body["usage"]["prompt_tokens"] > 0 and body["usage"]["completion_tokens"] > 0
+    assert server.calls == 0 and server.batch_lines == 4 and server.batches_created == 1
+
+
+def test_batch_line_faults_fill_the_error_file_mangle_content_or_leave_lines_out(server):
+    server.batch_line_faults = ["500", "malformed", "truncated", "unfinished", "foreign"]
+    with sync_client(server) as client:
+        _, batch = run_batch(client, batch_input(6))
+        output = {line["custom_id"]: line for line in file_lines(client, batch.output_file_id)}
+        errors = {line["custom_id"]: line for line in file_lines(client, batch.error_file_id)}
+
+    assert set(errors) == {"c0"} and errors["c0"]["response"]["status_code"] == 500
+    assert set(output) == {"c1", "c2", "c4-foreign", "c5"}  # c3 is in neither file
+    assert output["c1"]["response"]["body"]["choices"][0]["message"]["content"] == MALFORMED_CONTENT
+    assert output["c2"]["response"]["body"]["choices"][0]["finish_reason"] == "length"
+    assert server.batch_lines == 5 and server.batch_line_faults == []
+
+
+def test_an_expiring_batch_runs_only_its_first_lines_and_reports_the_rest_as_expired(server):
+    server.batch_outcomes = ["expire:2"]
+    with sync_client(server) as client:
+        statuses, batch = run_batch(client, batch_input(5))
+        output = file_lines(client, batch.output_file_id)
+        errors = file_lines(client, batch.error_file_id)
+
+    assert statuses[-1] == "expired"
+    assert sorted(line["custom_id"] for line in output) == ["c0", "c1"]
+    assert sorted(line["custom_id"] for line in errors) == ["c2", "c3", "c4"]
+    assert {line["error"]["code"] for line in errors} == {"batch_expired"}
+    assert batch.request_counts.completed == 2 and server.batch_lines == 2
+
+
+def test_a_failing_batch_and_a_bad_input_line_fail_the_batch_with_errors(server):
+    server.batch_outcomes = ["fail"]
+    bad_url = batch_input(1) + batch_input(1, url="/v1/embeddings").replace(b'"c0"', b'"c1"')
+    with sync_client(server) as client:
+        _, injected = run_batch(client, batch_input(2))
+        _, invalid = run_batch(client, bad_url)
+
+    assert injected.status == "failed" and injected.errors.data[0].code == "invalid_request"
+    assert invalid.status == "failed" and invalid.output_file_id is None
+    assert [(e.code, e.line) for e in invalid.errors.data] == [("invalid_url", 2)]
+    assert server.batch_lines == 0
+
+
+def test_a_stuck_batch_stays_in_progress_until_it_is_cancelled(server):
+    server.batch_outcomes = ["stuck"]
+    with sync_client(server) as client:
+        upload = client.files.create(file=("input.jsonl", batch_input(2)), purpose="batch")
+        batch = client.batches.create(input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h")
+        polled = [client.batches.retrieve(batch.id).status for _ in range(4)]
+        cancelling = client.batches.cancel(batch.id)
+        cancelled = client.batches.retrieve(batch.id)
+        errors = file_lines(client, cancelled.error_file_id)
+
+    assert polled == ["in_progress"] * 4
+    assert cancelling.status == "cancelling" and cancelled.status == "cancelled"
+    assert {line["error"]["code"] for line in errors} == {"batch_cancelled"} and server.batch_lines == 0
+
+
+def test_creating_a_batch_needs_an_uploaded_batch_file_and_a_supported_endpoint(server):
+    with sync_client(server, max_retries=0) as client:
+        upload = client.files.create(file=("input.jsonl", batch_input(1)), purpose="batch")
+        notes = client.files.create(file=("notes.txt", b"hello"), purpose="user_data")
+        for input_file_id, endpoint in [("file-missing", "/v1/chat/completions"), (notes.id, "/v1/chat/completions"),
+                                        (upload.id, "/v1/embeddings")]:
+            with pytest.raises(openai.BadRequestError):
+                client.batches.create(input_file_id=input_file_id, endpoint=endpoint, completion_window="24h")
+        with pytest.raises(openai.NotFoundError):
+            client.batches.retrieve("batch_missing")
+    assert server.batches_created == 0
+
+
+def test_azure_files_and_batches_live_under_openai_with_an_api_version(server):
+    with AzureOpenAI(
+        api_key=server.api_key, azure_endpoint=server.azure_endpoint, api_version=API_VERSION, azure_deployment=MODEL
+    ) as client:
+        statuses, batch = run_batch(client, batch_input(2, url="/chat/completions"), endpoint="/chat/completions")
+        output = file_lines(client, batch.output_file_id)
+    unversioned = urllib.request.Request(f"{server.azure_endpoint}/openai/batches/{batch.id}",
+                                         headers={"api-key": server.api_key})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(unversioned, timeout=10)
+
+    assert statuses[-1] == "completed" and batch.endpoint == "/chat/completions" and len(output) == 2
+    paths = [entry["path"] for entry in server.requests]
+    assert paths[:2] == [f"/openai/files?api-version={API_VERSION}", f"/openai/batches?api-version={API_VERSION}"]
+    assert server.requests[0]["headers"]["api-key"] == "***"
+    assert refused.value.code == 404
+    refused.value.close()
+
+
+def test_unknown_batch_schedule_entries_are_refused(server):
+    with pytest.raises(ValueError):
+        server.batch_line_faults = ["explode"]
+    with pytest.raises(ValueError):
+        server.batch_outcomes = ["expire:soon"]
+    with pytest.raises(ValueError):
+        LoopbackOpenAI(batch_outcomes=["vanish"])

@@ -7,6 +7,9 @@ answer per id). A response that is not valid JSON, is truncated, or misses or ma
 in halves and retried, down to single items; an item that still fails becomes a dead letter: a
 result row with `error` set and needs_review, never a missing row. When most responses of a run
 are unusable, a circuit breaker stops the splitting and dead-letters the rest with one error.
+
+The request body, the reading of a completion and the strict validation of its answers
+(`request_body`, `completion_items`, `AnswerReader`) are shared with the Batch API classifier.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import openai
-from pydantic import ValidationError
+from openai.types import CompletionUsage
+from openai.types.chat import ChatCompletion
+from pydantic import BaseModel, ValidationError
 
 from feedback_assets.enrichment.entities import EntityCatalog
 from feedback_assets.enrichment.models import FeedbackItem
@@ -38,6 +43,8 @@ PRICES_PER_MILLION: dict[str, tuple[float, float, float]] = {
     "gpt-4.1-mini": (0.40, 0.10, 1.60),
     "gpt-4.1-nano": (0.10, 0.025, 0.40),
 }
+# OpenAI's Batch API bills every token at half the realtime price.
+BATCH_PRICE_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,8 @@ class LLMSettings:
 
 @dataclass
 class Usage:
+    """What a classifier's run asked of the model: calls, tokens (realtime and batch), unusable answers."""
+
     calls: int = 0
     failed_calls: int = 0
     invalid_responses: int = 0
@@ -65,11 +74,43 @@ class Usage:
     invalid_items: int = 0  # answers for an asked item that failed validation, or contradicted each other
     unasked_items: int = 0  # answers for ids nobody asked about
     circuit_breaker: str | None = None  # why the run stopped asking the model, when it did
+    # The part of the tokens above that went through the Batch API, billed at BATCH_PRICE_SHARE.
+    batch_prompt_tokens: int = 0
+    batch_cached_tokens: int = 0
+    batch_completion_tokens: int = 0
+    batches_created: int = 0
+    batch_rounds: int = 0
+    unknown_batch_lines: int = 0  # batch output lines that named no request of their batch, or could not be read
+
+    def count_completion(self, usage: CompletionUsage | None, *, batch: bool = False) -> None:
+        """Counts one answered request and its tokens, in the batch share too when it went through the Batch API."""
+        self.calls += 1
+        if not usage:
+            return
+        prompt, completion = usage.prompt_tokens or 0, usage.completion_tokens or 0
+        details = getattr(usage, "prompt_tokens_details", None)
+        cached = (getattr(details, "cached_tokens", 0) or 0) if details else 0
+        self.prompt_tokens += prompt
+        self.completion_tokens += completion
+        self.cached_tokens += cached
+        if batch:
+            self.batch_prompt_tokens += prompt
+            self.batch_completion_tokens += completion
+            self.batch_cached_tokens += cached
 
     def cost_usd(self, model: str) -> float:
-        price_in, price_cached, price_out = PRICES_PER_MILLION.get(model, PRICES_PER_MILLION["gpt-4o-mini"])
-        uncached = self.prompt_tokens - self.cached_tokens
-        return (uncached * price_in + self.cached_tokens * price_cached + self.completion_tokens * price_out) / 1e6
+        """The estimated price in USD, batch tokens at BATCH_PRICE_SHARE of the realtime price."""
+        prices = PRICES_PER_MILLION.get(model, PRICES_PER_MILLION["gpt-4o-mini"])
+        realtime = _token_cost(prices, self.prompt_tokens - self.batch_prompt_tokens,
+                               self.cached_tokens - self.batch_cached_tokens,
+                               self.completion_tokens - self.batch_completion_tokens)
+        batch = _token_cost(prices, self.batch_prompt_tokens, self.batch_cached_tokens, self.batch_completion_tokens)
+        return realtime + BATCH_PRICE_SHARE * batch
+
+
+def _token_cost(prices: tuple[float, float, float], prompt: int, cached: int, completion: int) -> float:
+    price_in, price_cached, price_out = prices
+    return ((prompt - cached) * price_in + cached * price_cached + completion * price_out) / 1e6
 
 
 class InvalidResponse(ValueError):
@@ -77,7 +118,7 @@ class InvalidResponse(ValueError):
 
 
 # 4xx answers that a retry will not change: the endpoint, the key or the request is wrong for this server.
-_PERMANENT_STATUSES = frozenset({400, 401, 403, 404, 405, 415, 422})
+PERMANENT_STATUSES = frozenset({400, 401, 403, 404, 405, 415, 422})
 
 
 @dataclass
@@ -125,6 +166,94 @@ class CircuitBreaker:
                 "The remaining items were not sent; a re-run retries them.")
 
 
+def request_body(prompt: Prompt, settings: LLMSettings, batch: Sequence[FeedbackItem]) -> dict[str, Any]:
+    """The Chat Completions request for one batch of items: strict JSON schema, temperature 0, bounded output."""
+    payload = [{"id": item.id, "text": item.text, **({"rating": item.rating} if item.rating is not None else {}),
+                **({"channel": item.channel} if item.channel else {})} for item in batch]
+    return {
+        "model": settings.model,
+        "messages": prompt.messages(payload),
+        "temperature": 0,
+        "max_completion_tokens": settings.completion_tokens_per_item * len(batch) + 50,
+        "response_format": {"type": "json_schema",
+                            "json_schema": {"name": "feedback_classifications", "strict": True, "schema": prompt.schema}},
+    }
+
+
+def completion_items(completion: ChatCompletion) -> list[Any]:
+    """The raw `items` array of a completion's JSON answer; InvalidResponse when the answer cannot be used at all."""
+    if not completion.choices:
+        raise InvalidResponse("no choices")
+    choice = completion.choices[0]
+    if choice.finish_reason == "length":
+        raise InvalidResponse("truncated (finish_reason=length)")
+    try:
+        document = json.loads(choice.message.content or "")
+    except (json.JSONDecodeError, RecursionError) as error:
+        raise InvalidResponse(f"not JSON ({getattr(error, 'msg', type(error).__name__)})") from None
+    if not isinstance(document, dict) or not isinstance(document.get("items"), list):
+        raise InvalidResponse("no `items` array")
+    return document["items"]
+
+
+@dataclass
+class AnswerReader:
+    """Turns the model's raw answers for a batch into classification rows, strictly, or says what was wrong."""
+
+    producer: Producer
+    catalog: EntityCatalog
+    review_below_confidence: float
+
+    def __post_init__(self) -> None:
+        self._item_model: type[BaseModel] = response_models(self.producer.taxonomy)[0]
+
+    def answers(self, batch: Sequence[FeedbackItem], raw_items: list[Any],
+                usage: Usage) -> tuple[dict[str, dict], dict[str, str]]:
+        """Rows of the valid answers by item id, and problems by id; an id answered twice counts as neither."""
+        wanted = {item.id: item for item in batch}
+        ids = Counter(raw.get("id") for raw in raw_items if isinstance(raw, dict) and isinstance(raw.get("id"), str))
+        answered: dict[str, dict] = {}
+        problems: dict[str, str] = {}
+        for raw in raw_items:
+            item_id = raw.get("id") if isinstance(raw, dict) else None
+            if not isinstance(item_id, str) or item_id not in wanted:
+                usage.unasked_items += 1
+                continue
+            if ids[item_id] > 1:
+                problems[item_id] = f"the response answered the item {ids[item_id]} times"
+                continue
+            try:
+                parsed = self._item_model.model_validate(raw)
+            except ValidationError as error:
+                problems[item_id] = f"invalid answer: {_first_error(error)}"
+                continue
+            answered[item_id] = self.record(wanted[item_id], parsed)
+        usage.invalid_items += len(problems)
+        return answered, problems
+
+    def record(self, item: FeedbackItem, parsed: Any) -> dict:
+        """The classification row of one validated answer."""
+        return classification_record(
+            self.producer, item, self.catalog,
+            labels=[(str(l.label), l.severity, l.evidence) for l in parsed.labels], primary_label=str(parsed.primary_label),
+            sentiment=parsed.sentiment, churn_intent=parsed.churn_intent, proposed_entities=parsed.entities.model_dump(),
+            summary=parsed.summary, confidence=parsed.confidence,
+            review_below_confidence=self.review_below_confidence,
+        )
+
+    def dead_letter(self, item: FeedbackItem, error: str) -> dict:
+        """The row of an item that could not be classified, with why."""
+        return dead_letter_record(self.producer, item.id, item.text, error)
+
+
+def answer_guards(settings: LLMSettings, prompt: Prompt, backend: str, taxonomy: Taxonomy,
+                  catalog: EntityCatalog) -> tuple[AnswerReader, CircuitBreaker]:
+    """The strict reader of a classifier's answers, and its circuit breaker (one for the classifier's life, i.e. one
+    asset run: once open, later chunks are not sent either)."""
+    reader = AnswerReader(Producer(backend, settings.model, prompt.version, taxonomy), catalog, settings.review_below_confidence)
+    return reader, CircuitBreaker(settings.circuit_breaker_after or 0, enabled=settings.circuit_breaker_after is not None)
+
+
 @dataclass
 class LLMClassifier:
     # A fresh client per classify() call: async clients are bound to the event loop that made them.
@@ -137,13 +266,9 @@ class LLMClassifier:
     catalog: EntityCatalog = field(default_factory=EntityCatalog)
 
     def __post_init__(self) -> None:
-        self._item_model, self._batch_model = response_models(self.taxonomy)
         self._budget = RateBudget(self.settings.rpm_limit, self.settings.tpm_limit)
         self._prefix_tokens = count_tokens(self.prompt.system)
-        self._producer = Producer(self.backend, self.settings.model, self.prompt.version, self.taxonomy)
-        # One breaker for the classifier's life (one asset run): once open, later chunks are not sent either.
-        self._breaker = CircuitBreaker(self.settings.circuit_breaker_after or 0,
-                                       enabled=self.settings.circuit_breaker_after is not None)
+        self._reader, self._breaker = answer_guards(self.settings, self.prompt, self.backend, self.taxonomy, self.catalog)
 
     def classify(self, items: Sequence[FeedbackItem]) -> list[dict]:
         return asyncio.run(self.classify_async(items))
@@ -178,13 +303,13 @@ class LLMClassifier:
                                              next(iter(problems.values()), "items left out"))
                 except openai.APIStatusError as failure:
                     self.usage.failed_calls += 1
-                    error = f"{type(failure).__name__}: {_safe_message(failure)}"
-                    if failure.status_code in _PERMANENT_STATUSES:
-                        self._breaker.record(False, _safe_message(failure))
+                    error = f"{type(failure).__name__}: {safe_message(failure)}"
+                    if failure.status_code in PERMANENT_STATUSES:
+                        self._breaker.record(False, safe_message(failure))
                     continue
                 except openai.APIConnectionError as failure:
                     self.usage.failed_calls += 1
-                    error = f"{type(failure).__name__}: {_safe_message(failure)}"
+                    error = f"{type(failure).__name__}: {safe_message(failure)}"
                     continue
                 except InvalidResponse as failure:
                     self.usage.invalid_responses += 1
@@ -202,79 +327,16 @@ class LLMClassifier:
                 return
         for item in batch:
             reason = self._breaker.reason or problems.get(item.id, error) or "not classified"
-            results[item.id] = self._dead_letter(item, reason)
+            results[item.id] = self._reader.dead_letter(item, reason)
 
     async def _call(self, batch: list[FeedbackItem]) -> tuple[dict[str, dict], dict[str, str]]:
         """The usable answers of one request by item id, and what was wrong with the others."""
-        payload = [{"id": item.id, "text": item.text, **({"rating": item.rating} if item.rating is not None else {}),
-                    **({"channel": item.channel} if item.channel else {})} for item in batch]
-        messages = self.prompt.messages(payload)
-        max_tokens = self.settings.completion_tokens_per_item * len(batch) + 50
-        await self._budget.acquire(self._prefix_tokens + count_tokens(messages[1]["content"]) + max_tokens)
-        completion = await self._client.chat.completions.create(
-            model=self.settings.model,
-            messages=messages,
-            temperature=0,
-            max_completion_tokens=max_tokens,
-            response_format={"type": "json_schema",
-                             "json_schema": {"name": "feedback_classifications", "strict": True, "schema": self.prompt.schema}},
-        )
-        self._record_usage(completion)
-        if not completion.choices:
-            raise InvalidResponse("no choices")
-        choice = completion.choices[0]
-        if choice.finish_reason == "length":
-            raise InvalidResponse("truncated (finish_reason=length)")
-        try:
-            document = json.loads(choice.message.content or "")
-        except (json.JSONDecodeError, RecursionError) as error:
-            raise InvalidResponse(f"not JSON ({getattr(error, 'msg', type(error).__name__)})") from None
-        if not isinstance(document, dict) or not isinstance(document.get("items"), list):
-            raise InvalidResponse("no `items` array")
-        return self._answers(batch, document["items"])
-
-    def _answers(self, batch: list[FeedbackItem], raw_items: list[Any]) -> tuple[dict[str, dict], dict[str, str]]:
-        """Strictly validated answers; an id answered twice is a contradiction, so neither answer counts."""
-        wanted = {item.id: item for item in batch}
-        ids = Counter(raw.get("id") for raw in raw_items if isinstance(raw, dict) and isinstance(raw.get("id"), str))
-        answered: dict[str, dict] = {}
-        problems: dict[str, str] = {}
-        for raw in raw_items:
-            item_id = raw.get("id") if isinstance(raw, dict) else None
-            if not isinstance(item_id, str) or item_id not in wanted:
-                self.usage.unasked_items += 1
-                continue
-            if ids[item_id] > 1:
-                problems[item_id] = f"the response answered the item {ids[item_id]} times"
-                continue
-            try:
-                parsed = self._item_model.model_validate(raw)
-            except ValidationError as error:
-                problems[item_id] = f"invalid answer: {_first_error(error)}"
-                continue
-            answered[item_id] = self._record(wanted[item_id], parsed)
-        self.usage.invalid_items += len(problems)
-        return answered, problems
-
-    def _record_usage(self, completion: Any) -> None:
-        self.usage.calls += 1
-        if completion.usage:
-            self.usage.prompt_tokens += completion.usage.prompt_tokens or 0
-            self.usage.completion_tokens += completion.usage.completion_tokens or 0
-            details = getattr(completion.usage, "prompt_tokens_details", None)
-            self.usage.cached_tokens += (getattr(details, "cached_tokens", 0) or 0) if details else 0
-
-    def _record(self, item: FeedbackItem, parsed: Any) -> dict:
-        return classification_record(
-            self._producer, item, self.catalog,
-            labels=[(str(l.label), l.severity, l.evidence) for l in parsed.labels], primary_label=str(parsed.primary_label),
-            sentiment=parsed.sentiment, churn_intent=parsed.churn_intent, proposed_entities=parsed.entities.model_dump(),
-            summary=parsed.summary, confidence=parsed.confidence,
-            review_below_confidence=self.settings.review_below_confidence,
-        )
-
-    def _dead_letter(self, item: FeedbackItem, error: str) -> dict:
-        return dead_letter_record(self._producer, item.id, item.text, error)
+        body = request_body(self.prompt, self.settings, batch)
+        await self._budget.acquire(self._prefix_tokens + count_tokens(body["messages"][1]["content"])
+                                   + body["max_completion_tokens"])
+        completion = await self._client.chat.completions.create(**body)
+        self.usage.count_completion(completion.usage)
+        return self._reader.answers(batch, completion_items(completion), self.usage)
 
 
 def _first_error(error: ValidationError) -> str:
@@ -284,7 +346,7 @@ def _first_error(error: ValidationError) -> str:
     return f"{location}: {first['msg']}"[:200]
 
 
-def _safe_message(error: Exception) -> str:
+def safe_message(error: Exception) -> str:
     """The error without anything that could hold a secret (status and type only for HTTP errors)."""
     status = getattr(error, "status_code", None)
     return f"HTTP {status}" if status else type(error).__name__
