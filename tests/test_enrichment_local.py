@@ -12,8 +12,11 @@ from feedback_assets.enrichment.evaluation import calibration_error, evaluate
 from feedback_assets.enrichment.injection import injection_signals, looks_like_injection
 from feedback_assets.enrichment.items import InputError, read_items
 from feedback_assets.enrichment.evidence import split_sentences
+from feedback_assets.enrichment.identity import local_identity
 from feedback_assets.enrichment.local import (
     LocalClassifier,
+    LocalParams,
+    Prototype,
     SentenceTransformerEncoder,
     default_encoder,
     taxonomy_prototypes,
@@ -179,6 +182,66 @@ def test_a_different_prototype_set_is_a_different_version(classifier):
 
     other = LocalClassifier(TAXONOMY, default_encoder(), taxonomy_prototypes(TAXONOMY, [Prototype("delivery_delay", "still waiting")]))
     assert other.version != classifier.version and classifier.version.startswith("local-")
+
+
+# The model files this under fit_cut_issue; an analyst said size_runs_small.
+CORRECTED = Prototype("size_runs_small", "The jacket is a size too small.")
+
+
+@pytest.fixture(scope="module")
+def remembering():
+    return LocalClassifier(TAXONOMY, default_encoder(), taxonomy_prototypes(TAXONOMY), corrections=[CORRECTED])
+
+
+def test_a_corrected_wording_comes_back_with_the_analysts_label(classifier, remembering):
+    reworded = FeedbackItem("r", "the jacket is a size too small!!", rating=2)
+    [plain] = classifier.classify([reworded])
+    [result] = remembering.classify([reworded])
+    assert plain["primary_label"] != CORRECTED.label, "the memory, not the model, decides this one"
+    assert result["primary_label"] == CORRECTED.label and result["labels"][0]["label"] == CORRECTED.label
+    assert plain["primary_label"] not in {l["label"] for l in result["labels"]}, "the analyst's label replaces it"
+    [recollection] = remembering.recall([reworded.text])
+    assert recollection.label == CORRECTED.label
+    assert LocalParams().memory_threshold <= result["confidence"] == round(recollection.similarity, 4) <= 1
+    assert not result["needs_review"]
+
+
+def test_a_text_unlike_any_correction_is_classified_as_without_them(classifier, remembering):
+    items = [FeedbackItem("c", "Payment keeps failing at checkout in the Android app.", rating=1),
+             FeedbackItem("s", "These boots run small, my toes hit the front. The box was also crushed.", rating=2)]
+    keep = ("labels", "primary_label", "confidence", "sentiment", "needs_review")
+    assert [{k: r[k] for k in keep} for r in remembering.classify(items)] == \
+           [{k: r[k] for k in keep} for r in classifier.classify(items)]
+    assert remembering.recall([item.text for item in items]) == [None, None] and remembering.classify([]) == []
+
+
+def test_the_version_changes_with_the_memory_floor_but_not_with_what_it_remembers(classifier, remembering):
+    """An import of corrections must not mark every classified day stale; a new floor is a new classifier."""
+    def version(corrections, params=LocalParams()):
+        return LocalClassifier(TAXONOMY, default_encoder(), taxonomy_prototypes(TAXONOMY), params=params,
+                               corrections=corrections).version
+
+    assert remembering.version == classifier.version == version([Prototype("size_runs_large", CORRECTED.text)])
+    assert version([CORRECTED], LocalParams(memory_threshold=0.95)) != remembering.version
+    as_prototype = LocalClassifier(TAXONOMY, default_encoder(), taxonomy_prototypes(TAXONOMY, [CORRECTED]))
+    assert as_prototype.version != remembering.version, "a remembered text is not a prototype"
+
+
+def test_the_identity_names_the_classifier_with_or_without_corrections():
+    from feedback_assets.enrichment.service import local_classifier
+
+    corrections = [CORRECTED, Prototype("a_label_since_removed", "Where is my order?")]
+    params = LocalParams(review_below_confidence=0.5)
+    classifier = local_classifier(corrections, params=params)
+    assert local_identity(TAXONOMY, params).version == classifier.version == local_classifier(params=params).version
+    assert classifier.corrections == [CORRECTED], "a label the taxonomy no longer has is not recalled"
+    assert local_identity(TAXONOMY).version == local_classifier().version != classifier.version
+
+
+def test_a_correction_under_an_unknown_label_is_refused():
+    with pytest.raises(ValueError, match="a_label_since_removed"):
+        LocalClassifier(TAXONOMY, default_encoder(), taxonomy_prototypes(TAXONOMY),
+                        corrections=[Prototype("a_label_since_removed", "Where is my order?")])
 
 
 def test_reading_items_reports_every_bad_line(tmp_path):

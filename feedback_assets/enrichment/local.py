@@ -1,10 +1,15 @@
 """The offline backend: sentence embeddings (all-MiniLM-L6-v2, shipped on PyPI) matched against the taxonomy.
 
-Each label is represented by prototypes: its description, its examples, the few-shot examples and
-analyst corrections filed under it. Every sentence of an item is embedded and scored against every
-label (half nearest prototype, half label centroid, cosine); an item's label score is its best
-sentence's score, so a review that complains about two things gets two labels, each with the
-sentence that says it as evidence. Confidence is a temperature softmax over label scores.
+Each label is represented by prototypes: its description and its examples. Every sentence of an
+item is embedded and scored against every label (half nearest prototype, half label centroid,
+cosine); an item's label score is its best sentence's score, so a review that complains about two
+things gets two labels, each with the sentence that says it as evidence. Confidence is a
+temperature softmax over label scores.
+
+Analyst corrections are a memory, not prototypes: an item at least `memory_threshold`
+cosine-similar to a corrected text, each taken as a whole (the mean of its sentence embeddings),
+takes that correction's label as primary, with the similarity as confidence; below the floor
+corrections play no part (as prototypes they lowered golden-set macro-F1, see BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -71,7 +76,7 @@ class SentenceTransformerEncoder:
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
-            return np.zeros((0, self._model.get_sentence_embedding_dimension()), dtype=np.float32)
+            return np.zeros((0, self._model.get_embedding_dimension()), dtype=np.float32)
         distinct = dict.fromkeys(texts)
         known = {text: vector for text in distinct if (vector := self._memo.get(text)) is not None}
         missing = [text for text in distinct if text not in known]
@@ -102,12 +107,21 @@ class LocalParams:
     churn_threshold: float = 0.62
     rating_weight: float = 0.6
     praise_rating_nudge: float = 0.04
+    memory_threshold: float = 0.9
 
 
 @dataclass(frozen=True)
 class Prototype:
     label: str
     text: str
+
+
+@dataclass(frozen=True)
+class Recollection:
+    """The analyst's label of the corrected text an item matches, and how alike the two are (cosine)."""
+
+    label: str
+    similarity: float
 
 
 @dataclass
@@ -117,6 +131,7 @@ class LocalClassifier:
     prototypes: list[Prototype]
     catalog: EntityCatalog = field(default_factory=EntityCatalog)
     params: LocalParams = field(default_factory=LocalParams)
+    corrections: Sequence[Prototype] = ()
 
     def __post_init__(self) -> None:
         labels = self.taxonomy.label_ids
@@ -130,12 +145,28 @@ class LocalClassifier:
         self._positive = anchors[: len(POSITIVE_ANCHORS)]
         self._negative = anchors[len(POSITIVE_ANCHORS): len(POSITIVE_ANCHORS) + len(NEGATIVE_ANCHORS)]
         self._churn = anchors[len(POSITIVE_ANCHORS) + len(NEGATIVE_ANCHORS):]
+        unknown = sorted({c.label for c in self.corrections} - set(labels))
+        if unknown:
+            raise ValueError(f"corrections filed under labels the taxonomy does not have: {', '.join(unknown)}")
+        self._correction_matrix = text_embeddings(self.encoder, [c.text for c in self.corrections])
 
     @property
     def version(self) -> str:
-        """Changes whenever the prototypes, the parameters or the taxonomy change (the local 'prompt_version')."""
-        payload = "\n".join(f"{p.label}\t{p.text}" for p in self.prototypes) + repr(self.params)
-        return "local-" + content_version(self.taxonomy.version.encode(), payload.encode())
+        """Changes whenever the prototypes, the corrections, the parameters or the taxonomy change."""
+        return local_version(self.taxonomy, self.prototypes, self.params)
+
+    def recall(self, texts: Sequence[str]) -> list[Recollection | None]:
+        """For each text, the most similar corrected text's label when it is at least `memory_threshold` alike."""
+        return self._recall(text_embeddings(self.encoder, texts))
+
+    def _recall(self, wholes: np.ndarray) -> list[Recollection | None]:
+        if not self.corrections:
+            return [None] * len(wholes)
+        similarity = wholes @ self._correction_matrix.T
+        nearest = similarity.argmax(axis=1)
+        best = similarity[np.arange(len(similarity)), nearest]
+        return [Recollection(self.corrections[index].label, min(1.0, float(cosine)))
+                if cosine >= self.params.memory_threshold else None for index, cosine in zip(nearest, best)]
 
     def label_scores(self, sentence_embeddings: np.ndarray) -> np.ndarray:
         """Sentences × labels: half the nearest prototype's cosine, half the label centroid's."""
@@ -151,16 +182,19 @@ class LocalClassifier:
         sentences = [split_sentences(item.text) for item in items]
         flat = [s for group in sentences for s in group]
         embeddings = self.encoder.encode(flat)
+        # An analyst labelled a whole item, so the whole item (not one of its sentences) must match a
+        # corrected text: a sentence shared with a corrected item ("Still waiting.") says little of its primary.
+        recalled = self._recall(_as_wholes(embeddings, sentences))
         scores = self.label_scores(embeddings) if len(flat) else np.zeros((0, len(self._labels)))
         results, offset = [], 0
-        for item, group in zip(items, sentences, strict=True):
+        for item, group, recollection in zip(items, sentences, recalled, strict=True):
             span = slice(offset, offset + len(group))
             offset += len(group)
-            results.append(self._decide(item, group, embeddings[span], scores[span], producer))
+            results.append(self._decide(item, group, embeddings[span], scores[span], recollection, producer))
         return results
 
     def _decide(self, item: FeedbackItem, sentences: list[str], embeddings: np.ndarray, scores: np.ndarray,
-                producer: Producer) -> dict:
+                recollection: Recollection | None, producer: Producer) -> dict:
         params = self.params
         label_score = scores.max(axis=0)
         best_sentence = scores.argmax(axis=0)
@@ -177,6 +211,12 @@ class LocalClassifier:
             close = label_score[index] >= max(params.secondary_floor, label_score[primary] - params.secondary_margin)
             if close and best_sentence[index] != best_sentence[primary] and PRAISE not in (self._labels[index], self._labels[primary]):
                 chosen.append(int(index))
+        confidence = float(probabilities[primary])
+        if recollection is not None:
+            # As `corrections.apply_correction` does: the analyst's label replaces the model's primary.
+            remembered = self._labels.index(recollection.label)
+            chosen = [remembered, *(index for index in chosen if index not in (remembered, primary))]
+            primary, confidence = remembered, recollection.similarity
         sentiment = self._sentiment(embeddings, item.rating)
         negativity = (1 - sentiment) / 2
         return classification_record(
@@ -188,7 +228,7 @@ class LocalClassifier:
             churn_intent=bool(len(embeddings) and float((embeddings @ self._churn.T).max()) >= params.churn_threshold),
             proposed_entities=None,
             summary=_summary(sentences[best_sentence[primary]]),
-            confidence=round(float(probabilities[primary]), 4),
+            confidence=round(confidence, 4),
             review_below_confidence=params.review_below_confidence,
         )
 
@@ -204,6 +244,22 @@ class LocalClassifier:
         return float(np.clip(self.params.rating_weight * from_rating + (1 - self.params.rating_weight) * tone, -1, 1))
 
 
+def text_embeddings(encoder: Encoder, texts: Sequence[str]) -> np.ndarray:
+    """One unit vector per text as the corrections memory compares texts: the mean of its sentences' embeddings."""
+    groups = [split_sentences(text) for text in texts]
+    return _as_wholes(encoder.encode([s for group in groups for s in group]), groups)
+
+
+def _as_wholes(embeddings: np.ndarray, groups: Sequence[Sequence[str]]) -> np.ndarray:
+    """One unit vector per text, the mean of its sentences' embeddings (`embeddings` in `groups` order)."""
+    # Not a second encoder pass over whole texts: that would double the encoding, and the mean does
+    # not change when a customer puts the same sentences in another order.
+    bounds = np.cumsum([0, *(len(group) for group in groups)])
+    wholes = np.array([embeddings[start:end].mean(axis=0) for start, end in zip(bounds[:-1], bounds[1:])])
+    wholes = wholes.reshape(len(groups), embeddings.shape[1])
+    return wholes / np.linalg.norm(wholes, axis=1, keepdims=True)
+
+
 def _summary(sentence: str, limit: int = 140) -> str:
     sentence = " ".join(sentence.split())
     return sentence if len(sentence) <= limit else sentence[: limit - 1] + "…"
@@ -214,8 +270,24 @@ def _softmax(values: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum()
 
 
+def local_version(taxonomy: Taxonomy, prototypes: Sequence[Prototype], params: LocalParams) -> str:
+    """The local classifier's version without loading its model: taxonomy, prototypes and parameters (the memory's
+    floor included). The corrections it remembers are not part of it: an import would otherwise mark all of history
+    stale, and each corrected item is settled by `feedback_labels` anyway."""
+    return "local-" + content_version(taxonomy.version.encode(), _lines(prototypes).encode(), repr(params).encode())
+
+
+def _lines(prototypes: Sequence[Prototype]) -> str:
+    return "\n".join(f"{p.label}\t{p.text}" for p in prototypes)
+
+
 def taxonomy_prototypes(taxonomy: Taxonomy, extra: Sequence[Prototype] = ()) -> list[Prototype]:
-    """Description and examples of every label, plus few-shot examples and analyst corrections."""
+    """Description and examples of every label, plus the `extra` prototypes of labels the taxonomy has."""
     prototypes = [Prototype(label.id, label.description) for label in taxonomy.labels.values()]
     prototypes += [Prototype(label.id, example) for label in taxonomy.labels.values() for example in label.examples]
     return prototypes + [p for p in extra if p.label in taxonomy.labels]
+
+
+def known_corrections(taxonomy: Taxonomy, corrections: Sequence[Prototype]) -> list[Prototype]:
+    """The corrections whose label the taxonomy still has: a removed label cannot be recalled."""
+    return [c for c in corrections if c.label in taxonomy.labels]
