@@ -7,6 +7,8 @@ exactly the days whose inputs the landing sensor's ingest run rewrote (the built
 considers only the latest day, so it would leave those days stale).
 """
 
+from datetime import timedelta
+
 import dagster as dg
 
 DEFAULT_DAILY_RUN_HOUR_UTC = 5
@@ -19,14 +21,35 @@ def daily_at(hour_utc: int) -> dg.AutomationCondition:
     return dg.AutomationCondition.on_cron(f"0 {hour_utc} * * *", "UTC")
 
 
-def when_inputs_change() -> dg.AutomationCondition:
-    """Any day whose upstream partitions changed since it was last handled, once they are all present and settled."""
+def when_inputs_change(optional: dg.AssetSelection | None = None) -> dg.AutomationCondition:
+    """Any day whose upstream partitions changed since it was last handled, once they are all present and settled.
+
+    `optional` inputs trigger a run when they change but are not waited for: a day may never have
+    any (analysts' corrections exist only for the days someone corrected).
+    """
+    missing = dg.AutomationCondition.any_deps_missing()
     return (
         dg.AutomationCondition.any_deps_updated().since_last_handled()
-        & ~dg.AutomationCondition.any_deps_missing()
+        & ~(missing.ignore(optional) if optional is not None else missing)
         & ~dg.AutomationCondition.any_deps_in_progress()
         & ~dg.AutomationCondition.in_progress()
     ).with_label("when_inputs_change")
+
+
+def reclassify_recent(days: int) -> dg.AutomationCondition:
+    """The last `days` days, once, after the classifier's code version changed (taxonomy, prompt or model).
+
+    Opt-in and bounded on purpose: `code_version_changed()` alone would request every day of history,
+    which on an LLM backend costs real money; older days are left to a deliberate backfill.
+    """
+    if days < 1:
+        raise ValueError(f"re-classifying recent days needs at least one day, got {days}")
+    return (
+        dg.AutomationCondition.code_version_changed().since_last_handled()
+        & dg.AutomationCondition.in_latest_time_window(timedelta(days=days))
+        & ~dg.AutomationCondition.any_deps_missing()
+        & ~dg.AutomationCondition.in_progress()
+    ).with_label(f"reclassify_last_{days}_days")
 
 
 def enrichment_kinds(backend: str) -> set[str]:

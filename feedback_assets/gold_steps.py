@@ -27,8 +27,8 @@ from resources.table_store import TableStore
 
 
 def read_issue_items(spark: SparkSession, store: TableStore, start: date, end: date) -> DataFrame:
-    """Classified items of [start, end] exploded into one row per issue, with commerce keys and text."""
-    classifications = store.read(spark, tables.FEEDBACK_CLASSIFICATIONS, start, end)
+    """Labelled items of [start, end] (analysts' corrections applied) exploded into one row per issue, with commerce keys and text."""
+    classifications = store.read(spark, tables.FEEDBACK_LABELS, start, end)
     silver = store.read(spark, tables.SILVER_FEEDBACK, start, end)
     return gold.issue_items(classifications, silver)
 
@@ -89,18 +89,46 @@ class VelocityReport:
 
 def run_velocity(spark: SparkSession, store: TableStore, window: DayWindow, config: AlertingConfig) -> VelocityReport:
     """Every series with complaints on a window day, against its own trailing baselines."""
+    history = velocity_history(spark, store, window, config)
+    metrics = store.read(spark, tables.ISSUE_DAILY_METRICS, history.lookback_start, window.end).select(
+        "feedback_date", "label", "domain", "dimension", "value", "complaints", "orders").collect()
+    rows = velocity_rows(metrics, history, window, config)
+    store.overwrite_partitions(spark.createDataFrame(rows, COMPLAINT_VELOCITY), tables.COMPLAINT_VELOCITY, window.start, window.end)
+    alerts = [r for r in rows if r["alert"]]
+    return VelocityReport(
+        rows=len(rows), metrics_rows=sum(window.start <= r["feedback_date"] <= window.end for r in metrics),
+        breaches=sum(r["breach"] for r in rows),
+        alerts=sorted(alerts, key=lambda r: (r["feedback_date"], -r["lift"])),
+        statuses=dict(Counter(r["status"] for r in rows).most_common()),
+    )
+
+
+@dataclass(frozen=True)
+class VelocityHistory:
+    """What a window's velocity is judged against: which days hold data, and alerts decided before the window."""
+
+    lookback_start: date
+    data_days: list[date]
+    decided_days: list[date]
+    decided_alerts: dict[str, set[date]]
+
+
+def velocity_history(spark: SparkSession, store: TableStore, window: DayWindow, config: AlertingConfig) -> VelocityHistory:
     lookback_start = window.start - timedelta(days=config.lookback_days)
     data_days = [d for d in store.partition_days(tables.ISSUE_DAILY_METRICS) if lookback_start <= d <= window.end]
-    metrics = store.read(spark, tables.ISSUE_DAILY_METRICS, lookback_start, window.end).select(
-        "feedback_date", "label", "domain", "dimension", "value", "complaints", "orders").collect()
-    series: dict[tuple[str, str, str], dict[date, int]] = defaultdict(dict)
-    orders: dict[tuple[str, str, str], dict[date, int]] = defaultdict(dict)
     decided_days = [d for d in store.partition_days(tables.COMPLAINT_VELOCITY) if lookback_start <= d < window.start]
     decided_alerts: dict[str, set[date]] = defaultdict(set)
     if decided_days:
         stored = store.read(spark, tables.COMPLAINT_VELOCITY, decided_days[0], decided_days[-1])
         for row in stored.where(F.col("alert")).select("series_key", "feedback_date").collect():
             decided_alerts[row["series_key"]].add(row["feedback_date"])
+    return VelocityHistory(lookback_start, data_days, decided_days, dict(decided_alerts))
+
+
+def velocity_rows(metrics: list, history: VelocityHistory, window: DayWindow, config: AlertingConfig) -> list[dict]:
+    """The velocity rows of the window's days from daily metrics rows (label, dimension, value, complaints, orders)."""
+    series: dict[tuple[str, str, str], dict[date, int]] = defaultdict(dict)
+    orders: dict[tuple[str, str, str], dict[date, int]] = defaultdict(dict)
     domains: dict[str, str] = {}
     for row in metrics:
         key = (row["label"], row["dimension"], row["value"])
@@ -112,8 +140,8 @@ def run_velocity(spark: SparkSession, store: TableStore, window: DayWindow, conf
     for (label, dimension, value), counts in sorted(series.items()):
         thresholds = config.thresholds_for(label, dimension)
         series_key = series_key_of(label, dimension, value)
-        for day in series_days(counts, data_days, window.days, thresholds, orders.get((label, dimension, value)),
-                               decided_days, decided_alerts.get(series_key, ())):
+        for day in series_days(counts, history.data_days, window.days, thresholds, orders.get((label, dimension, value)),
+                               history.decided_days, history.decided_alerts.get(series_key, ())):
             point, alerting = day.point, config.alerts_on(label)
             rows.append({
                 "series_key": series_key, "label": label, "domain": domains[label], "dimension": dimension,
@@ -126,14 +154,7 @@ def run_velocity(spark: SparkSession, store: TableStore, window: DayWindow, conf
                 "min_count": thresholds.min_count, "min_lift": thresholds.min_lift, "alpha": thresholds.alpha,
                 "feedback_date": day.day,
             })
-    store.overwrite_partitions(spark.createDataFrame(rows, COMPLAINT_VELOCITY), tables.COMPLAINT_VELOCITY, window.start, window.end)
-    alerts = [r for r in rows if r["alert"]]
-    return VelocityReport(
-        rows=len(rows), metrics_rows=sum(window.start <= r["feedback_date"] <= window.end for r in metrics),
-        breaches=sum(r["breach"] for r in rows),
-        alerts=sorted(alerts, key=lambda r: (r["feedback_date"], -r["lift"])),
-        statuses=dict(Counter(r["status"] for r in rows).most_common()),
-    )
+    return rows
 
 
 @dataclass

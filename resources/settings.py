@@ -30,6 +30,9 @@ class Settings:
     uc_catalog: str | None = None
     uc_schema_prefix: str = ""
     compute: str = "local"
+    # Opt-in: after a taxonomy, prompt or model change, re-classify only this many recent days by
+    # itself (0: none; older days wait for a deliberate backfill, which prints its cost first).
+    reclassify_recent_days: int = 0
 
     @property
     def landing_dir(self) -> Path:
@@ -70,6 +73,7 @@ def read_settings() -> Settings:
         uc_catalog=os.environ.get("FEEDBACK_UC_CATALOG") or None,
         uc_schema_prefix=os.environ.get("FEEDBACK_UC_SCHEMA_PREFIX", ""),
         compute=(os.environ.get("FEEDBACK_COMPUTE") or "local").strip().lower(),
+        reclassify_recent_days=_int_env("FEEDBACK_RECLASSIFY_RECENT_DAYS", 0),
     )
 
 
