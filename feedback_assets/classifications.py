@@ -35,6 +35,9 @@ _COMMON = {"kinds": {"python"}, "owners": ["team:voice-of-customer"], "tags": {"
                           description=f"The label mix moved less than {MAX_LABEL_SHIFT:.0%} (total variation) from the trailing 28 days."),
         dg.AssetCheckSpec("review_share", asset=CLASSIFICATIONS_KEY,
                           description=f"At most {MAX_REVIEW_SHARE:.0%} of items need an analyst's review."),
+        dg.AssetCheckSpec("golden_set_quality", asset=CLASSIFICATIONS_KEY, blocking=True,
+                          description="The classifier version scores on the golden set within the configured macro-F1 "
+                                      "tolerance of the last accepted version; a worse version classifies nothing."),
         dg.AssetCheckSpec("classifier_answers_usable", asset=CLASSIFICATIONS_KEY, blocking=True,
                           description="The classifier's answers were usable: its circuit breaker did not open "
                                       "(most responses invalid, e.g. a model that ignores strict structured output)."),

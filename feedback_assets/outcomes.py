@@ -97,6 +97,8 @@ class StepOutcome:
     assets: list[AssetOutcome] = field(default_factory=list)
     checks: list[CheckOutcome] = field(default_factory=list)
     logs: list[tuple[str, str]] = field(default_factory=list)  # (level, message)
+    # Set when the step refused to write (e.g. a blocking gate): its checks are still reported, then the step fails.
+    failure: str | None = None
 
     def log(self, level: str, message: str) -> None:
         self.logs.append((level, message))

@@ -62,6 +62,10 @@ def load_secrets(spark: Any, scope: str, secret_env: dict[str, str], log) -> Non
     log(f"secrets from scope {scope}: {', '.join(sorted(n for n, k in wanted.items() if k in available)) or 'none'}")
 
 
+# The custom Pipes message that says the step refused to write (the orchestrator fails the step with it).
+REFUSED_KEY = "feedback/step_refused"
+
+
 def run(pipes: Any) -> None:
     from feedback_assets.step_runs import StepContext, run_step
     from resources.enrichment import EnrichmentResource
@@ -86,6 +90,9 @@ def run(pipes: Any) -> None:
     for check in outcome.checks:
         pipes.report_asset_check(check_name=check.check_name, passed=check.passed, severity=check.severity,
                                  metadata=pipes_metadata(check.metadata), asset_key=check.asset_key)
+    if outcome.failure:
+        # Reported, not raised: a failed cluster run would lose the check results sent above.
+        pipes.report_custom_message({REFUSED_KEY: outcome.failure})
 
 
 def main(argv: list[str] | None = None) -> None:

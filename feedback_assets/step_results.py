@@ -55,6 +55,8 @@ def results_of(context: dg.AssetExecutionContext, outcome: StepOutcome) -> Itera
     for check in outcome.checks:
         yield dg.AssetCheckResult(check_name=check.check_name, asset_key=dg.AssetKey(check.asset_key), passed=check.passed,
                                   severity=dg.AssetCheckSeverity(check.severity), metadata=to_dagster(check.metadata))
+    if outcome.failure:
+        raise dg.Failure(description=outcome.failure, allow_retries=False)
 
 
 def results_from_pipes(context: dg.AssetExecutionContext, reported: Sequence[StepResult]) -> Iterator[StepResult]:

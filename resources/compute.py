@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import dagster as dg
 from dagster_pyspark import PySparkResource
 
+from feedback_assets.pipes_entrypoint import REFUSED_KEY
 from feedback_assets.step_results import StepResult, results_from_pipes, results_of, window_of
 from feedback_assets.step_runs import RESOURCES_OF_STEP, StepContext, StepFailed, run_step
 from feedback_assets.window import DayWindow
@@ -205,6 +206,9 @@ class DatabricksStepRunner(dg.ConfigurableResource):
             raise dg.Failure(description=f"the Dagster run was interrupted: Databricks run {client.interrupted_run} was "
                                          "cancelled and wrote nothing this step can report", allow_retries=False)
         yield from results_from_pipes(context, invocation.get_results())
+        refused = [m[REFUSED_KEY] for m in invocation.get_custom_messages() if isinstance(m, dict) and REFUSED_KEY in m]
+        if refused:
+            raise dg.Failure(description=str(refused[0])[:2000], allow_retries=False)
 
 
 def step_runner_for(config: Settings, environ: Mapping[str, str] | None = None) -> LocalStepRunner | DatabricksStepRunner:
