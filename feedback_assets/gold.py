@@ -4,7 +4,7 @@ import dagster as dg
 
 from feedback_assets.alerts.config import load_alerting
 from feedback_assets.asset_defaults import DAILY_BY_SIX_UTC, DAILY_RANGED
-from feedback_assets.classifications import CLASSIFICATIONS_KEY
+from feedback_assets.labels import LABELS_KEY
 from feedback_assets.silver import SILVER_FEEDBACK_KEY
 from feedback_assets.themes import feedback_themes
 from feedback_assets.transforms.dimensions import RETURN_REACH_DAYS
@@ -38,7 +38,7 @@ def _trailing(days: int) -> dg.TimeWindowPartitionMapping:
 
 @dg.asset(
     key=METRICS_KEY,
-    deps=[CLASSIFICATIONS_KEY, SILVER_FEEDBACK_KEY, "orders"],
+    deps=[LABELS_KEY, SILVER_FEEDBACK_KEY, "orders"],
     **_GOLD,
 )
 def issue_daily_metrics(context: dg.AssetExecutionContext, step_runner: dg.ResourceParam[StepRunner],
@@ -76,7 +76,7 @@ def complaint_velocity(context: dg.AssetExecutionContext, step_runner: dg.Resour
 
 @dg.asset(
     key=PRIORITIES_KEY,
-    deps=[dg.AssetDep(CLASSIFICATIONS_KEY, partition_mapping=_trailing(_ISSUE_DAYS)),
+    deps=[dg.AssetDep(LABELS_KEY, partition_mapping=_trailing(_ISSUE_DAYS)),
           dg.AssetDep(SILVER_FEEDBACK_KEY, partition_mapping=_trailing(_ISSUE_DAYS)),
           dg.AssetDep("orders", partition_mapping=_trailing(_COMMERCE_DAYS)),
           dg.AssetDep("returns_refunds", partition_mapping=_trailing(_COMMERCE_DAYS)), "sku_catalog"],

@@ -3,14 +3,14 @@
 import dagster as dg
 
 from feedback_assets.asset_defaults import DAILY_BY_SIX_UTC, DAILY_RANGED
-from feedback_assets.classifications import CLASSIFICATIONS_KEY
+from feedback_assets.labels import LABELS_KEY
 from resources.compute import StepRunner
 from resources.table_store import TableStore
 from resources.themes import ThemesResource
 
 
 @dg.asset(
-    deps=[CLASSIFICATIONS_KEY, "sku_catalog"],
+    deps=[LABELS_KEY, "sku_catalog"],
     group_name="enrichment",
     kinds={"python"},
     owners=["team:voice-of-customer"],

@@ -77,7 +77,7 @@ def _frame(store: TableStore, table: str, days: list[date]) -> pd.DataFrame:
 
 def series_items(store: TableStore, label: str, dimension: str, value: str, days: list[date]) -> pd.DataFrame:
     """The issues of one series over `days`: one row per item with its quote, keys and review flag."""
-    classified = _frame(store, tables.FEEDBACK_CLASSIFICATIONS, days)
+    classified = _frame(store, tables.FEEDBACK_LABELS, days)
     silver = _frame(store, tables.SILVER_FEEDBACK, days)
     if classified.empty or silver.empty:
         return pd.DataFrame()

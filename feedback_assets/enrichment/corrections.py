@@ -5,7 +5,7 @@ Analysts get the triage queue as a CSV that is safe to open in a spreadsheet, fi
 ids of the items it was given, the labels of the taxonomy and bounded notes, and every row ends
 accepted, skipped or rejected with its line and why. Accepted corrections are ledger records; the
 latest one of an item wins, applying it takes domain and owner from the taxonomy, and corrected
-texts become prototypes for the local classifier and nearest-neighbour few-shot examples for the LLM.
+texts become the local classifier's memory of labelled wording and nearest-neighbour few-shot examples for the LLM.
 """
 
 from __future__ import annotations
@@ -303,7 +303,7 @@ def apply_corrections(rows: Iterable[Mapping[str, Any]], corrections: Mapping[st
 
 def prototypes_from(corrections: Iterable[Correction],
                     per_label: int = MAX_PROTOTYPES_PER_LABEL) -> list[tuple[str, str]]:
-    """(label, text) prototypes for the local classifier: one per distinct text, at most `per_label`, newest first."""
+    """(label, text) pairs for the local classifier's memory: one per distinct text, at most `per_label`, newest first."""
     taken: Counter[str] = Counter()
     prototypes = []
     for correction in sorted(_latest_per_text(corrections).values(), key=_recency, reverse=True):

@@ -12,6 +12,7 @@ from feedback_assets.alerts.ledger import DispatchLedger
 from feedback_assets.alerts.resolutions import RESOLUTION_CODES
 from feedback_assets.asset_defaults import DAILY_RANGED
 from feedback_assets.classifications import CLASSIFICATIONS_KEY
+from feedback_assets.labels import LABELS_KEY
 from feedback_assets.enrichment.taxonomy import load_taxonomy
 from feedback_assets.gold import METRICS_KEY, SERIES_COMMERCE_KEY, VELOCITY_KEY
 from feedback_assets.roi.assumptions import AssumptionsError, load_assumptions, parse_assumptions
@@ -228,7 +229,7 @@ def _fmt(value: float | None) -> str:
 
 
 @dg.asset(key=AFFECTED_KEY, kinds={"python"},
-          deps=[RESOLUTIONS_KEY, dg.AssetDep(CLASSIFICATIONS_KEY, partition_mapping=_trailing(MEASURE_REACH_DAYS))],
+          deps=[RESOLUTIONS_KEY, dg.AssetDep(LABELS_KEY, partition_mapping=_trailing(MEASURE_REACH_DAYS))],
           **_ROI)
 def affected_customers(context: dg.AssetExecutionContext, table_store: dg.ResourceParam[TableStore]):
     """The pseudonymized customers whose complaints led to each resolved fix, with a thank-you message per domain (written once to the follow-up outbox)."""

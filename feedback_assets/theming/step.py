@@ -48,7 +48,7 @@ def run_themes(spark: SparkSession, store: TableStore, start: date, end: date, e
                log: Callable[[str], None] = lambda _: None) -> ThemesReport:
     """Themes the window's complaints day by day, writes their rows and refounds the window's themes in the registry."""
     classified = [row.asDict(recursive=True) for row in store.read(
-        spark, tables.FEEDBACK_CLASSIFICATIONS, start, end).select(
+        spark, tables.FEEDBACK_LABELS, start, end).select(
         "feedback_id", "feedback_date", "primary_label", "domain", "labels", "entities").collect()]
     categories = {r["sku"]: r["category"] for r in
                   store.read(spark, tables.SKU_CATALOG, end, end).select("sku", "category").collect()}
