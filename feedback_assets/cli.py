@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from feedback_assets.cli_analyst import backfill, taxonomy_app, triage_app
 from feedback_assets.landing.mapping import MappingError, preset_names, resolve_source
 from feedback_assets.landing.registry import DateOptions, LandingRegistry
 from partitions import PARTITIONS_START, START_FILE_NAME
@@ -482,6 +483,10 @@ def evaluate_golden(
     report = evaluation.evaluate(items, predicted, taxonomy.label_ids, {l: taxonomy.domain_of(l) for l in taxonomy.label_ids})
     typer.echo(evaluation.render(report))
 
+
+app.command()(backfill)
+app.add_typer(taxonomy_app, name="taxonomy")
+app.add_typer(triage_app, name="triage")
 
 databricks_app = typer.Typer(help="Databricks: package the project for the Pipes tasks.", no_args_is_help=True)
 app.add_typer(databricks_app, name="databricks")

@@ -21,9 +21,15 @@ def landed_day_range(registry: LandingRegistry) -> tuple[date, date] | None:
 
 def materialize_range(config: Settings, start: date, end: date, groups: list[str], instance: dg.DagsterInstance) -> dg.ExecuteInJobResult:
     """One ranged run per call: each asset processes all days at once (its backfill policy is single-run)."""
+    return materialize_selection(config, start, end, dg.AssetSelection.groups(*groups), instance)
+
+
+def materialize_selection(config: Settings, start: date, end: date, selection: dg.AssetSelection,
+                          instance: dg.DagsterInstance) -> dg.ExecuteInJobResult:
+    """The selected assets for [start, end] in one ranged run, recorded in the instance."""
     return dg.materialize(
         ALL_ASSETS,
-        selection=dg.AssetSelection.groups(*groups),
+        selection=selection,
         resources=build_resources(config),
         instance=instance,
         tags={ASSET_PARTITION_RANGE_START_TAG: start.isoformat(), ASSET_PARTITION_RANGE_END_TAG: end.isoformat()},
