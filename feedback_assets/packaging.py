@@ -12,8 +12,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 # What the cluster must find inside the wheel besides the code: configuration, taxonomy and prompts.
-REQUIRED_DATA = ("config/alerting.yaml", "config/priority.yaml", "config/support_macros.yaml", "prompts/taxonomy.yaml",
-                 "prompts/few_shot.yaml", "feedback_assets/landing/mappings/product_reviews.yaml",
+REQUIRED_DATA = ("config/alerting.yaml", "config/priority.yaml", "config/support_macros.yaml", "config/evaluation.yaml",
+                 "prompts/taxonomy.yaml", "prompts/few_shot.yaml", "prompts/golden/golden_v1.jsonl",
+                 "prompts/taxonomy_history/changelog.jsonl", "feedback_assets/landing/mappings/product_reviews.yaml",
                  "feedback_assets/pipes_entrypoint.py")
 # A Databricks runtime brings its own Spark: the wheel must never ask pip for another one.
 CLUSTER_PROVIDED = ("pyspark", "dagster-pyspark", "dagster-spark", "databricks-connect")

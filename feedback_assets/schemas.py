@@ -165,6 +165,25 @@ FEEDBACK_CLASSIFICATIONS = T.StructType(
     ]
 )
 
+# The classification row, plus who decided its primary label (the analyst's correction wins over the model).
+FEEDBACK_LABELS = T.StructType(
+    [field for field in FEEDBACK_CLASSIFICATIONS.fields if field.name != "feedback_date"]
+    + [T.StructField(name, T.StringType()) for name in ("label_source", "corrected_by", "corrected_at", "correction_note",
+                                                       "model_primary_label", "correction_ignored")]
+    + [T.StructField("feedback_date", T.DateType(), False)]
+)
+
+CLASSIFICATION_DIFF = T.StructType(
+    [
+        T.StructField("previous_version", T.StringType(), False),
+        T.StructField("current_version", T.StringType(), False),
+        T.StructField("previous_label", T.StringType()),  # null: the earlier version had not classified the item
+        T.StructField("current_label", T.StringType()),
+        T.StructField("items", T.LongType(), False),
+        T.StructField("feedback_date", T.DateType(), False),
+    ]
+)
+
 ISSUE_DAILY_METRICS = T.StructType(
     [
         T.StructField("label", T.StringType(), False),

@@ -154,11 +154,20 @@ def _silver(ctx: StepContext) -> StepOutcome:
 
 
 def _classifications(ctx: StepContext) -> StepOutcome:
+    from feedback_assets.enrichment.corrections_store import read_ledger
+    from feedback_assets.enrichment.entities import EntityCatalog
     from feedback_assets.enrichment.step import entity_catalog, run_enrichment
 
     outcome = StepOutcome()
     window = ctx.window
-    backend = ctx.enrichment.build(entity_catalog(ctx.spark, ctx.store, window.start, window.end))
+    backend = ctx.enrichment.build(entity_catalog(ctx.spark, ctx.store, window.start, window.end), read_ledger(ctx.store))
+    # The golden set is scored by the version itself (no corrections), in realtime (never a day-long batch), by a
+    # classifier of its own, so its requests and circuit breaker stay apart from the run's.
+    gate = _golden_gate(ctx, ctx.enrichment.build(EntityCatalog(), realtime=True))
+    outcome.checks.append(gate)
+    if not gate.passed:
+        outcome.failure = f"the classifier version {backend.code_version} is not rolled out: {gate.metadata['reason'].value}"
+        return outcome
     report = run_enrichment(ctx.spark, ctx.store, window.start, window.end, backend, ctx.run_id, ctx.log)
     usage = report.usage
     outcome.assets += [
@@ -208,6 +217,80 @@ def _classifications(ctx: StepContext) -> StepOutcome:
             "dead_letters": outcomes.integer(report.dead_letter_rows)}),
     ]
     return outcome
+
+
+def _golden_gate(ctx: StepContext, backend) -> CheckOutcome:
+    """Scores the backend's version on the golden set (once per version) and judges it against the accepted one."""
+    from feedback_assets.enrichment.gate import golden_gate, load_gate_config
+    from feedback_assets.enrichment.governance import default_history_dir
+    from feedback_assets.enrichment.taxonomy import load_taxonomy
+
+    calls_before = backend.usage.calls
+    verdict, score = golden_gate(ctx.store, backend.classify, load_taxonomy(), code_version=backend.code_version,
+                                 backend=backend.name, model=backend.model,
+                                 config=load_gate_config(ctx.settings.config_dir / "evaluation.yaml"),
+                                 history_dir=default_history_dir())
+    ctx.log(f"golden set: {verdict.reason}")
+    return CheckOutcome("golden_set_quality", "feedback_classifications", verdict.passed, {
+        "reason": outcomes.text(verdict.reason),
+        "classifier_version": outcomes.text(backend.code_version),
+        "macro_f1": outcomes.number(round(score.macro_f1, 4)),
+        "accuracy": outcomes.number(round(score.accuracy, 4)),
+        "calibration_error": outcomes.number(round(score.calibration_error, 4)),
+        "golden_items": outcomes.integer(score.items),
+        "golden_llm_calls": outcomes.integer(backend.usage.calls - calls_before),
+        "golden_estimated_cost_usd": outcomes.number(round(backend.usage.cost_usd(backend.model), 6)),
+        "accepted_version": outcomes.text(verdict.baseline_version or "none"),
+        "accepted_macro_f1": outcomes.number(round(verdict.baseline_macro_f1, 4) if verdict.baseline_macro_f1 is not None else -1.0),
+        "worst_hit_labels": markdown_table(verdict.worst_labels),
+    })
+
+
+def _feedback_labels(ctx: StepContext) -> StepOutcome:
+    from feedback_assets.enrichment.labels_step import run_feedback_labels
+    from feedback_assets.enrichment.taxonomy import load_taxonomy
+
+    report = run_feedback_labels(ctx.spark, ctx.store, ctx.window, load_taxonomy())
+    if report.ignored:
+        ctx.log(f"{report.ignored} correction(s) name a label the taxonomy no longer has: the model's label stands")
+    return StepOutcome(assets=[AssetOutcome("feedback_labels", {
+        **window_metadata(ctx.window, report.items),
+        "corrected_items": outcomes.integer(report.corrected),
+        "corrected_share": outcomes.number(round(report.corrected / report.items, 4) if report.items else 0.0),
+        "corrections_ignored": outcomes.integer(report.ignored),
+        "corrections_without_item": outcomes.integer(report.corrections_without_item),
+        "label_changes_by_analysts": outcomes.as_json(report.moves),
+        "primary_label_counts_corrected": outcomes.as_json(report.label_counts),
+    }, rows_per_day(ctx.store, tables.FEEDBACK_LABELS, ctx.window))])
+
+
+def _classification_diff(ctx: StepContext) -> StepOutcome:
+    from feedback_assets.alerts.config import load_alerting
+    from feedback_assets.enrichment.diff import render_markdown
+    from feedback_assets.enrichment.diff_step import run_classification_diff
+
+    report = run_classification_diff(ctx.spark, ctx.store, ctx.window, load_alerting(ctx.settings.config_dir / "alerting.yaml"))
+    diff = report.diff
+    metadata = {**window_metadata(ctx.window, report.rows),
+                "current_version": outcomes.text(report.current_version or "none"),
+                "previous_version": outcomes.text(report.previous_version or "none")}
+    if diff is None:
+        metadata["diff"] = outcomes.markdown("_No earlier classifier version classified these days: nothing to compare._")
+    else:
+        gained = sum(c.change == "gained" for c in diff.alert_changes)
+        metadata |= {
+            "items_compared": outcomes.integer(diff.items_compared),
+            "items_moved": outcomes.integer(diff.items_moved),
+            "moved_share": outcomes.number(round(diff.moved_share, 4)),
+            "label_migrations": outcomes.as_json([{"from": old, "to": new, "items": n} for (old, new), n in diff.moves[:50]]),
+            "labels_before": outcomes.as_json(dict(diff.before.most_common())),
+            "labels_after": outcomes.as_json(dict(diff.after.most_common())),
+            "alerts_gained": outcomes.integer(gained),
+            "alerts_lost": outcomes.integer(len(diff.alert_changes) - gained),
+            "diff": outcomes.markdown(render_markdown(diff)),
+        }
+    return StepOutcome(assets=[AssetOutcome("classification_diff", metadata,
+                                            rows_per_day(ctx.store, tables.CLASSIFICATION_DIFF, ctx.window))])
 
 
 def _themes(ctx: StepContext) -> StepOutcome:
@@ -326,6 +409,8 @@ STEPS: dict[str, Callable[[StepContext], StepOutcome]] = {
     **{name: _commerce(contract) for contract, name in COMMERCE_ASSET_NAMES.items()},
     "silver_feedback": _silver,
     "feedback_classifications": _classifications,
+    "classification_diff": _classification_diff,
+    "feedback_labels": _feedback_labels,
     "feedback_themes": _themes,
     "issue_daily_metrics": _issue_metrics,
     "series_commerce": _series_commerce,

@@ -113,6 +113,27 @@ TRIAGE_QUEUE = Table("enrichment.triage_queue", Layer.enrichment, "Classified it
                      _spark("FEEDBACK_CLASSIFICATIONS"))
 CLASSIFICATION_DEAD_LETTERS = Table("enrichment.classification_dead_letters", Layer.enrichment,
                                     "Items that could not be classified, with the error.", _spark("FEEDBACK_CLASSIFICATIONS"))
+CLASSIFICATION_HISTORY = Table("enrichment.classification_history", Layer.enrichment,
+                               "Every classifier version's classifications of the days it ran on; one table per version.",
+                               _spark("FEEDBACK_CLASSIFICATIONS"))
+CLASSIFIER_VERSIONS = Table("ops.classifier_versions", Layer.ops,
+                            "Every classifier version that classified feedback: backend, model, taxonomy, when it last ran.",
+                            "feedback_assets.enrichment.history:VERSIONS_SCHEMA", partition_column=None)
+LABEL_CORRECTIONS_LEDGER = Table("ops.label_corrections", Layer.ops,
+                                  "Every accepted triage correction: item, label, analyst, when, file and line.",
+                                  "feedback_assets.enrichment.corrections:LEDGER_SCHEMA", partition_column=None)
+LABEL_CORRECTIONS = Table("enrichment.label_corrections", Layer.enrichment,
+                          "Analysts' corrections by the day of the item they correct.",
+                          "feedback_assets.enrichment.corrections_store:DAY_PART_SCHEMA")
+FEEDBACK_LABELS = Table("enrichment.feedback_labels", Layer.enrichment,
+                        "Each item's labels as gold counts them: the analyst's correction where there is one, else the model's.",
+                        _spark("FEEDBACK_LABELS"))
+GOLDEN_EVALUATIONS = Table("ops.golden_evaluations", Layer.ops,
+                            "Each classifier version's golden-set score: macro-F1, accuracy, calibration, F1 per label.",
+                            "feedback_assets.enrichment.gate:EVALUATIONS_SCHEMA", partition_column=None)
+CLASSIFICATION_DIFF = Table("enrichment.classification_diff", Layer.enrichment,
+                            "Per day, how many items moved from which label (earlier version) to which (current version).",
+                            _spark("CLASSIFICATION_DIFF"))
 CLASSIFICATION_CACHE = Table("enrichment.classification_cache", Layer.enrichment,
                              "One classification per (content hash, model); one table per prompt version.",
                              "feedback_assets.enrichment.cache:CACHE_SCHEMA", partition_column=None)
@@ -170,13 +191,14 @@ def landed(contract: Contract, channel: str | None = None) -> Table:
 # What the pipeline's day produces, in order: the CLI summary and the Delta cost benchmark walk these.
 PIPELINE_TABLES: tuple[Table, ...] = (
     *BRONZE.values(), SILVER_FEEDBACK, SILVER_REJECTS, ORDERS, RETURNS_REFUNDS, SKU_CATALOG,
-    FEEDBACK_CLASSIFICATIONS, TRIAGE_QUEUE, CLASSIFICATION_DEAD_LETTERS, FEEDBACK_THEMES,
+    FEEDBACK_CLASSIFICATIONS, TRIAGE_QUEUE, CLASSIFICATION_DEAD_LETTERS, CLASSIFICATION_DIFF, LABEL_CORRECTIONS,
+    FEEDBACK_LABELS, FEEDBACK_THEMES,
     SERIES_COMMERCE, ISSUE_DAILY_METRICS, COMPLAINT_VELOCITY, ISSUE_PRIORITIES,
 )
 CATALOG: dict[str, Table] = {
     table.name: table
     for table in (*LANDED_FEEDBACK.values(), *LANDED_COMMERCE.values(), LANDING_LEDGER, *PIPELINE_TABLES,
-                  CLASSIFICATION_CACHE, EMBEDDING_CACHE, THEME_REGISTRY, DISPATCH_LEDGER, RESOLUTION_EVENTS,
+                  CLASSIFICATION_HISTORY, CLASSIFIER_VERSIONS, GOLDEN_EVALUATIONS, LABEL_CORRECTIONS_LEDGER, CLASSIFICATION_CACHE, EMBEDDING_CACHE, THEME_REGISTRY, DISPATCH_LEDGER, RESOLUTION_EVENTS,
                   *ROI_TABLES)
 }
 

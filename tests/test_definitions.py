@@ -15,7 +15,8 @@ EXPECTED_ASSETS = {
     "bronze": {f"bronze_{c}" for c in ["product_reviews", "support_tickets", "surveys", "app_store_reviews",
                                        "return_reasons", "marketplace_messages"]},
     "silver": {"silver_feedback", "silver_rejects", "orders", "returns_refunds", "sku_catalog"},
-    "enrichment": {"feedback_classifications", "triage_queue", "classification_dead_letters", "feedback_themes"},
+    "enrichment": {"feedback_classifications", "triage_queue", "classification_dead_letters", "classification_diff",
+                   "label_corrections", "feedback_labels", "feedback_themes"},
     "gold": {"issue_daily_metrics", "series_commerce", "complaint_velocity", "issue_priorities"},
     "roi": {"ticket_resolutions", "remediation_impact", "roi_metrics", "affected_customers", "executive_dashboard"},
 }
@@ -56,10 +57,10 @@ def test_landing_sensor_and_ingest_job_are_defined():
     assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == EXPECTED_ASSETS["bronze"] | EXPECTED_ASSETS["silver"]
 
 
-def test_classification_checks_guard_accounting_usable_answers_drift_and_review_load():
+def test_classification_checks_guard_accounting_usable_answers_quality_drift_and_review_load():
     specs = defs.get_assets_def("feedback_classifications").check_specs
     assert {spec.name: spec.blocking for spec in specs} == {
-        "every_item_accounted_for": True, "classifier_answers_usable": True,
+        "every_item_accounted_for": True, "classifier_answers_usable": True, "golden_set_quality": True,
         "label_mix_stable": False, "review_share": False,
     }
 

@@ -57,6 +57,10 @@ def test_every_silver_item_is_classified_and_a_rerun_is_served_from_the_cache(sp
     assert metadata(second)["classified_now"] == 0 and metadata(second)["cache_hits"] == silver
 
 
+def golden_check(result):
+    return next(e for e in result.get_asset_check_evaluations() if e.check_name == "golden_set_quality")
+
+
 def test_with_llm_credentials_the_same_asset_uses_the_llm_and_reruns_make_no_calls(spark, prepared, monkeypatch):
     config, instance = prepared
     with LoopbackOpenAI(classification_responder) as server:
@@ -66,7 +70,10 @@ def test_with_llm_credentials_the_same_asset_uses_the_llm_and_reruns_make_no_cal
         calls_after_first = server.calls
         second = run(config, instance, "enrichment")
         assert server.calls == calls_after_first > 0
-    assert metadata(first)["backend"] == "openai" and metadata(first)["llm_calls"] == calls_after_first
+    # A new version is first scored on the golden set (by a classifier of its own), once: the rerun scores nothing.
+    golden_calls = golden_check(first).metadata["golden_llm_calls"].value
+    assert golden_calls > 0 and golden_check(second).metadata["golden_llm_calls"].value == 0
+    assert metadata(first)["backend"] == "openai" and metadata(first)["llm_calls"] + golden_calls == calls_after_first
     assert metadata(first)["prompt_tokens"] > 0 and metadata(first)["estimated_cost_usd"] > 0
     assert metadata(second)["llm_calls"] == 0 and metadata(second)["classified_now"] == 0
 

@@ -427,10 +427,17 @@ class TestResolveRefs:
 class TestSeededHistory:
     HISTORY = REPO / "prompts" / "taxonomy_history"
 
-    def test_the_history_starts_with_the_maintainers_baseline(self):
+    def test_the_history_starts_with_the_maintainers_baseline_scored_by_the_local_classifier(self):
         baseline = read_changelog(self.HISTORY)[0]
-        assert baseline.previous_version is None and baseline.note == "baseline taxonomy"
-        assert baseline.accepted_by == "feedback-to-fix maintainers" and baseline.evaluation == {}
+        assert baseline.previous_version is None and baseline.note.startswith("baseline taxonomy")
+        assert baseline.accepted_by == "feedback-to-fix maintainers" and baseline.evaluation["local"]["macro_f1"] > 0.5
+
+    def test_the_last_accepted_local_score_is_of_the_classifier_this_code_runs(self):
+        """Changing the taxonomy, the prototypes or the local parameters needs a deliberate `feedback taxonomy accept`."""
+        from resources.enrichment import EnrichmentResource
+
+        accepted = [e.evaluation["local"] for e in read_changelog(self.HISTORY) if "local" in e.evaluation]
+        assert accepted[-1]["code_version"] == EnrichmentResource(backend="local").identity().code_version
 
     def test_every_recorded_snapshot_holds_the_bytes_of_its_version_and_still_parses(self):
         entries = read_changelog(self.HISTORY)

@@ -13,12 +13,16 @@ from pyspark.sql import functions as F
 from feedback_assets import tables
 from feedback_assets.enrichment.cache import ClassificationCache
 from feedback_assets.enrichment.entities import EntityCatalog
+from feedback_assets.enrichment.history import history_table, record_version
+from feedback_assets.enrichment.identity import code_version_of
 from feedback_assets.enrichment.llm import Usage
 from feedback_assets.enrichment.models import FeedbackItem
 from feedback_assets.schemas import FEEDBACK_CLASSIFICATIONS
 from resources.table_store import TableStore
 
 CHECKPOINT_EVERY = 1000
+# Through the Batch API, texts are cached per batch of this many (the API takes up to 50,000 lines a file).
+BATCH_CHUNK = 40_000
 
 
 @dataclass
@@ -30,6 +34,12 @@ class Backend:
     prompt_version: str
     classify: Callable[[Sequence[FeedbackItem]], list[dict]]
     usage: Usage = field(default_factory=Usage)
+    taxonomy_version: str = ""
+    chunk_size: int = 0  # texts per checkpoint; 0: CHECKPOINT_EVERY
+
+    @property
+    def code_version(self) -> str:
+        return code_version_of(self.name, self.model, self.prompt_version)
 
 
 @dataclass
@@ -70,9 +80,10 @@ def run_enrichment(spark: SparkSession, store: TableStore, start: date, end: dat
     missing = [item for content_hash, item in sorted(by_hash.items()) if content_hash not in cached]
     log(f"{len(silver)} silver items, {len(by_hash)} distinct texts, {len(cached)} cached, {len(missing)} to classify")
     fresh: dict[str, dict] = {}
-    for offset in range(0, len(missing), CHECKPOINT_EVERY):
+    chunk_size = backend.chunk_size or CHECKPOINT_EVERY
+    for offset in range(0, len(missing), chunk_size):
         # Chunks are cached as they finish: progress is logged, and a crashed run resumes where it stopped.
-        chunk = {r["id"]: r for r in backend.classify(missing[offset: offset + CHECKPOINT_EVERY])}
+        chunk = {r["id"]: r for r in backend.classify(missing[offset: offset + chunk_size])}
         cache.store_results(chunk)
         fresh.update(chunk)
         log(f"classified {len(fresh)}/{len(missing)} texts")
@@ -94,6 +105,10 @@ def run_enrichment(spark: SparkSession, store: TableStore, start: date, end: dat
     store.overwrite_partitions(classified, tables.FEEDBACK_CLASSIFICATIONS, start, end)
     store.overwrite_partitions(classified.where("needs_review"), tables.TRIAGE_QUEUE, start, end)
     store.overwrite_partitions(frame.where(F.col("error").isNotNull()), tables.CLASSIFICATION_DEAD_LETTERS, start, end)
+    # What this version said about these days stays queryable after a later version replaces it.
+    store.overwrite_partitions(classified, history_table(backend.code_version), start, end)
+    record_version(store, backend.code_version, backend.name, backend.model, backend.prompt_version,
+                   backend.taxonomy_version, run_id, [start, end])
     good = [r for r in rows if not r["error"]]
     return EnrichmentReport(
         silver_items=len(silver), distinct_texts=len(by_hash), cache_hits=sum(r["cache_hit"] for r in rows),
