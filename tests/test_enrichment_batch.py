@@ -11,8 +11,17 @@ import pytest
 from feedback_assets.enrichment.batch import BatchClassifier, BatchSettings, custom_id, pack_lines
 from feedback_assets.enrichment.llm import LLMConnection, LLMSettings, Usage, client_factory
 from feedback_assets.enrichment.models import FeedbackItem
-from tests.loopback_openai import DEFAULT_API_KEY, LoopbackOpenAI
-from tests.test_enrichment_llm import PROMPT, TAXONOMY, classification_responder, classifier, feedback, items_in, result_for
+from tests.loopback_openai import LoopbackOpenAI
+from tests.test_enrichment_llm import (
+    PROMPT,
+    TAXONOMY,
+    classification_responder,
+    classifier,
+    feedback,
+    items_in,
+    loopback_env,
+    result_for,
+)
 
 
 class Ticks:
@@ -28,11 +37,7 @@ class Ticks:
 
 def batch_classifier(server: LoopbackOpenAI, *, azure: bool = False, max_rounds: int = 3, max_wait_s: float = 3600.0,
                      clock: Callable[[], float] | None = None, **settings) -> BatchClassifier:
-    if azure:
-        env = {"AZURE_OPENAI_ENDPOINT": server.azure_endpoint, "AZURE_OPENAI_API_KEY": DEFAULT_API_KEY,
-               "AZURE_OPENAI_DEPLOYMENT": "feedback-gpt4o-mini", "OPENAI_API_VERSION": "2024-10-21"}
-    else:
-        env = {"OPENAI_API_KEY": DEFAULT_API_KEY, "OPENAI_BASE_URL": server.base_url}
+    env = loopback_env(server, azure)
     connection = LLMConnection.from_env(env)
     return BatchClassifier(
         client_factory(connection, env, timeout_s=10, max_retries=1), TAXONOMY, PROMPT,

@@ -48,13 +48,17 @@ def feedback(n: int) -> list[FeedbackItem]:
     return [FeedbackItem(f"f{i}", texts[i % len(texts)]) for i in range(n)]
 
 
+def loopback_env(server: LoopbackOpenAI, azure: bool = False) -> dict[str, str]:
+    """The environment that points the SDK at the loopback server, as OpenAI or as an Azure deployment."""
+    if azure:
+        return {"AZURE_OPENAI_ENDPOINT": server.azure_endpoint, "AZURE_OPENAI_API_KEY": DEFAULT_API_KEY,
+                "AZURE_OPENAI_DEPLOYMENT": "feedback-gpt4o-mini", "OPENAI_API_VERSION": "2024-10-21"}
+    return {"OPENAI_API_KEY": DEFAULT_API_KEY, "OPENAI_BASE_URL": server.base_url}
+
+
 def classifier(server: LoopbackOpenAI, *, azure: bool = False, timeout_s: float = 10.0, max_retries: int = 3,
                **settings) -> LLMClassifier:
-    if azure:
-        env = {"AZURE_OPENAI_ENDPOINT": server.azure_endpoint, "AZURE_OPENAI_API_KEY": DEFAULT_API_KEY,
-               "AZURE_OPENAI_DEPLOYMENT": "feedback-gpt4o-mini", "OPENAI_API_VERSION": "2024-10-21"}
-    else:
-        env = {"OPENAI_API_KEY": DEFAULT_API_KEY, "OPENAI_BASE_URL": server.base_url}
+    env = loopback_env(server, azure)
     connection = LLMConnection.from_env(env)
     client = client_factory(connection, env, timeout_s=timeout_s, max_retries=max_retries)
     return LLMClassifier(client, TAXONOMY, PROMPT, LLMSettings(model=connection.model, **settings),
