@@ -243,6 +243,7 @@ def _golden_gate(ctx: StepContext, backend) -> CheckOutcome:
         "accepted_version": outcomes.text(verdict.baseline_version or "none"),
         "accepted_macro_f1": outcomes.number(round(verdict.baseline_macro_f1, 4) if verdict.baseline_macro_f1 is not None else -1.0),
         "worst_hit_labels": markdown_table(verdict.worst_labels),
+        "per_label_scores": markdown_table([{"label": label, **scores} for label, scores in score.per_label.items()]),
     })
 
 

@@ -70,7 +70,8 @@ def test_alert_effects_are_the_series_days_alerting_under_only_one_version():
 
 
 def score(version: str, macro: float, **per_label: float) -> GoldenScore:
-    return GoldenScore(version, "openai", "gpt-4o-mini", "t", T0, 211, macro, macro, 0.1, per_label)
+    return GoldenScore(version, "openai", "gpt-4o-mini", "t", T0, 211, macro, macro, 0.1, per_label,
+                       per_label={label: {"precision": f1, "recall": f1, "f1": f1, "support": 4} for label, f1 in per_label.items()})
 
 
 def test_the_gate_refuses_a_drop_beyond_the_tolerance_and_names_the_worst_hit_labels():
@@ -231,3 +232,22 @@ def test_labels_follow_a_reclassified_day_that_never_had_corrections():
         second = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
     assert second.get_requested_partitions(labels.key) == {"2026-10-02"}
     assert second.get_requested_partitions(strict.key) == set()
+
+
+def test_the_golden_score_counts_an_unanswered_item_as_wrong_and_says_so():
+    from feedback_assets.enrichment.gate import score_golden
+
+    taxonomy = load_taxonomy()
+    golden = [{"id": f"g{n}", "text": f"text {n}", "primary_label": label, "labels": [label]}
+              for n, label in enumerate(["delivery_delay", "delivery_delay", "size_runs_small", "a_label_since_removed"])]
+
+    def classify(items):
+        answers = {"g0": "delivery_delay", "g1": "size_runs_small"}
+        return [{"id": i.id, "error": "HTTP 500"} if i.id not in answers else
+                {"id": i.id, "primary_label": answers[i.id], "labels": [{"label": answers[i.id]}], "confidence": 0.9,
+                 "needs_review": False} for i in items]
+
+    score, _ = score_golden(classify, taxonomy, golden, "v", "openai", "m")
+    assert score.items == 3 and score.unclassified == 1 and not score.complete  # the removed label is not scored
+    assert score.per_label["delivery_delay"] == {"precision": 1.0, "recall": 0.5, "f1": 0.6667, "support": 2}
+    assert score.per_label["size_runs_small"]["precision"] == 0.0 and score.accuracy == pytest.approx(1 / 3)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,7 +26,7 @@ EVALUATIONS_SCHEMA = pa.schema([
     ("code_version", pa.string()), ("backend", pa.string()), ("model", pa.string()), ("taxonomy_version", pa.string()),
     ("evaluated_at", pa.timestamp("us", tz="UTC")), ("items", pa.int64()), ("macro_f1", pa.float64()),
     ("accuracy", pa.float64()), ("calibration_error", pa.float64()), ("per_label_f1", pa.string()),
-    ("unclassified", pa.int64()),
+    ("unclassified", pa.int64()), ("per_label", pa.string()),
 ])
 
 
@@ -59,6 +59,7 @@ class GoldenScore:
     calibration_error: float
     per_label_f1: dict[str, float]
     unclassified: int = 0  # golden items the classifier could not classify (counted as wrong)
+    per_label: dict[str, dict[str, float]] = field(default_factory=dict)  # precision, recall, F1 and support per label
 
     @property
     def complete(self) -> bool:
@@ -87,12 +88,15 @@ def score_golden(classify: Callable[[Sequence[FeedbackItem]], list[dict]], taxon
     scored = [item for item in golden if item["primary_label"] in taxonomy.labels]
     results = classify([FeedbackItem(str(i["id"]), prepare_text(i["text"]), i.get("rating"), i.get("channel"))
                         for i in scored])
-    predicted = {r["id"]: r if not r.get("error") else {**r, "labels": [], "confidence": 0.0} for r in results}
+    unanswered = {"primary_label": None, "labels": [], "confidence": 0.0, "needs_review": True}
+    predicted = {r["id"]: r if not r.get("error") else {**r, **unanswered} for r in results}
     report = evaluate(scored, predicted, taxonomy.label_ids, {l: taxonomy.domain_of(l) for l in taxonomy.label_ids})
     score = GoldenScore(code_version, backend, model, taxonomy.version, datetime.now(UTC), report.items, report.macro_f1,
                         report.accuracy, report.expected_calibration_error,
                         {s.label: s.f1 for s in report.per_label if s.support},
-                        unclassified=sum(bool(r.get("error")) for r in results))
+                        unclassified=sum(bool(r.get("error")) for r in results),
+                        per_label={s.label: {"precision": round(s.precision, 4), "recall": round(s.recall, 4),
+                                             "f1": round(s.f1, 4), "support": s.support} for s in report.per_label})
     return score, report
 
 
@@ -106,14 +110,16 @@ def stored_score(store, code_version: str, golden: str = "") -> GoldenScore | No
     if row is None or not row.num_rows:
         return None
     record = row.to_pylist()[0]
-    return GoldenScore(**{**record, "per_label_f1": json.loads(record["per_label_f1"])})
+    return GoldenScore(**{**record, "per_label_f1": json.loads(record["per_label_f1"]),
+                          "per_label": json.loads(record.get("per_label") or "{}")})
 
 
 def keep_score(store, score: GoldenScore, golden: str = "") -> None:
     """Keeps a complete score, so the version is not scored again; an incomplete one is scored again next time."""
     if not score.complete:
         return
-    record = {**asdict(score), "per_label_f1": json.dumps(score.per_label_f1, sort_keys=True)}
+    record = {**asdict(score), "per_label_f1": json.dumps(score.per_label_f1, sort_keys=True),
+              "per_label": json.dumps(score.per_label, sort_keys=True)}
     store.write_part(tables.GOLDEN_EVALUATIONS, None, _part(score.code_version, golden),
                      pa.Table.from_pylist([record], schema=EVALUATIONS_SCHEMA))
 
