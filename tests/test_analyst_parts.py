@@ -251,3 +251,14 @@ def test_the_golden_score_counts_an_unanswered_item_as_wrong_and_says_so():
     assert score.items == 3 and score.unclassified == 1 and not score.complete  # the removed label is not scored
     assert score.per_label["delivery_delay"] == {"precision": 1.0, "recall": 0.5, "f1": 0.6667, "support": 2}
     assert score.per_label["size_runs_small"]["precision"] == 0.0 and score.accuracy == pytest.approx(1 / 3)
+
+
+def test_a_golden_score_taken_during_an_outage_judges_nothing_and_is_not_kept(store):
+    from dataclasses import replace
+
+    outage = replace(score("v5", 0.05, a=0.1), unclassified=150)
+    verdict = judge(outage, {**score("v1", 0.6, a=0.7).as_evaluation()}, GateConfig(0.02))
+    assert not verdict.passed and "could not be scored: 150 of 211" in verdict.reason and verdict.worst_labels == []
+    keep_score(store, outage)
+    assert stored_score(store, "v5") is None  # the next run scores the version again
+    assert judge(replace(score("v6", 0.6, a=0.7), unclassified=3), None, GateConfig(0.02)).passed  # 3 of 211 is noise

@@ -41,11 +41,12 @@ from tests.test_landing import REVIEWS_HEADER, write
 from tests.test_silver import review_row
 
 FIRST, LAST = date(2026, 10, 2), date(2026, 10, 4)
-# One of each kind of step: a bronze, a commerce table, the silver, the enrichment and a gold step.
-STEPS = ["bronze_product_reviews", "orders", "silver_feedback", "feedback_classifications", "issue_daily_metrics"]
+# One of each kind of step: a bronze, a commerce table, the silver, the enrichment, the labels gold counts and a gold step.
+STEPS = ["bronze_product_reviews", "orders", "silver_feedback", "feedback_classifications", "feedback_labels",
+         "issue_daily_metrics"]
 COMPARED = [tables.BRONZE["product_reviews"], tables.LANDED_FEEDBACK["product_reviews"], tables.ORDERS,
             tables.SILVER_FEEDBACK, tables.SILVER_REJECTS, tables.FEEDBACK_CLASSIFICATIONS, tables.TRIAGE_QUEUE,
-            tables.CLASSIFICATION_DEAD_LETTERS, tables.ISSUE_DAILY_METRICS]
+            tables.CLASSIFICATION_DEAD_LETTERS, tables.FEEDBACK_LABELS, tables.ISSUE_DAILY_METRICS]
 # The local classifier never gives up on an item, so it dead-letters nothing (on either side).
 MAY_BE_EMPTY = {tables.CLASSIFICATION_DEAD_LETTERS}
 # Columns that name the run or the moment that wrote a row: they differ between any two runs.

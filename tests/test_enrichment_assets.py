@@ -9,6 +9,10 @@ import pytest
 
 from feedback_assets import tables
 from feedback_assets.definitions import ALL_ASSETS, build_resources
+from feedback_assets.enrichment.entities import EntityCatalog
+from feedback_assets.enrichment.gate import golden_items, golden_version, keep_score, score_golden
+from feedback_assets.enrichment.taxonomy import load_taxonomy
+from resources.enrichment import EnrichmentResource
 
 from feedback_assets.sample_data import generate_sample
 from tests.conftest import settings_for
@@ -78,12 +82,22 @@ def test_with_llm_credentials_the_same_asset_uses_the_llm_and_reruns_make_no_cal
     assert metadata(second)["llm_calls"] == 0 and metadata(second)["classified_now"] == 0
 
 
+def score_on_the_golden_set_first(store) -> None:
+    """The gate scores a new version once, before it classifies; here that happened before the outage."""
+    backend = EnrichmentResource().build(EntityCatalog(), realtime=True)
+    golden = golden_items()
+    score, _ = score_golden(backend.classify, load_taxonomy(), golden, backend.code_version, backend.name, backend.model)
+    keep_score(store, score, golden_version(golden))
+
+
 def test_items_that_fail_land_in_dead_letters_and_a_rerun_drains_them(spark, prepared, monkeypatch):
     config, instance = prepared
     store = build_resources(config)["table_store"]
-    with LoopbackOpenAI(classification_responder, faults=["500"] * 200) as server:
+    with LoopbackOpenAI(classification_responder) as server:
         monkeypatch.setenv("OPENAI_API_KEY", DEFAULT_API_KEY)
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        score_on_the_golden_set_first(store)
+        server.faults = ["500"] * 200
         failed = run(config, instance, "enrichment")
         dead = store.read(spark, tables.CLASSIFICATION_DEAD_LETTERS)
         assert failed.success and dead.count() > 0 and dead.where("error IS NULL").count() == 0
