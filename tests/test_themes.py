@@ -13,7 +13,7 @@ from feedback_assets import tables
 from feedback_assets.enrichment.llm import LLMConnection
 
 from feedback_assets.enrichment.taxonomy import load_taxonomy
-from feedback_assets.schemas import FEEDBACK_CLASSIFICATIONS, SKU_CATALOG
+from feedback_assets.schemas import FEEDBACK_LABELS, SKU_CATALOG
 from feedback_assets.themes import feedback_themes
 from feedback_assets.theming.clustering import ClusterParams, theme_day
 from feedback_assets.theming.embeddings import LocalEmbedder, openai_embedder
@@ -121,7 +121,7 @@ class TestNaming:
 
 
 def _classified(feedback_id: str, day: date, label: str | None, evidence: str, sku: str | None = None) -> dict:
-    row = {name: None for name in FEEDBACK_CLASSIFICATIONS.fieldNames()}
+    row = {name: None for name in FEEDBACK_LABELS.fieldNames()} | {"label_source": "model"}
     domain = TAXONOMY.domain_of(label) if label else None
     labels = [{"label": label, "domain": domain, "severity": 0.5, "evidence": evidence}] if label else []
     return row | {"feedback_id": feedback_id, "content_hash": feedback_id, "labels": labels, "primary_label": label,
@@ -133,7 +133,7 @@ def _classified(feedback_id: str, day: date, label: str | None, evidence: str, s
 
 @pytest.fixture
 def warehouse(spark, store):
-    """Two days of classified feedback: paraphrased complaints, an odd one out, praise, and an unlabelled item."""
+    """Two days of labelled feedback (as gold reads it): paraphrased complaints, an odd one out, praise, and an unlabelled item."""
     rows = [_classified(f"a{i}", DAY_1, "refund_or_return_problem", text) for i, text in enumerate(RETURN_LABEL)]
     rows += [_classified(f"b{i}", DAY_1, "refund_or_return_problem", text) for i, text in enumerate(REFUND)]
     rows += [_classified("odd", DAY_1, "refund_or_return_problem", "The courier was rude to me at the door."),
@@ -142,8 +142,8 @@ def warehouse(spark, store):
              _classified("fit", DAY_1, "size_runs_small", "Runs a size small.", sku="JKT-1042"),
              _classified("a9", DAY_2, "refund_or_return_problem", "Return label doesn't work at all."),
              _classified("b9", DAY_2, "refund_or_return_problem", "Where is my refund? It has been weeks.")]
-    classified = spark.createDataFrame(rows, FEEDBACK_CLASSIFICATIONS)
-    store.overwrite_partitions(classified, tables.FEEDBACK_CLASSIFICATIONS, DAY_1, DAY_2)
+    labelled = spark.createDataFrame(rows, FEEDBACK_LABELS)
+    store.overwrite_partitions(labelled, tables.FEEDBACK_LABELS, DAY_1, DAY_2)
     catalog = [{"sku": "JKT-1042", "name": "Jacket", "category": "apparel", "subcategory": "jackets", "brand": "B",
                 "price": 90.0, "margin": 0.5, "launch_date": DAY_1, "feedback_date": day} for day in (DAY_1, DAY_2)]
     store.overwrite_partitions(spark.createDataFrame(catalog, SKU_CATALOG), tables.SKU_CATALOG, DAY_1, DAY_2)
