@@ -262,3 +262,14 @@ def test_a_golden_score_taken_during_an_outage_judges_nothing_and_is_not_kept(st
     keep_score(store, outage)
     assert stored_score(store, "v5") is None  # the next run scores the version again
     assert judge(replace(score("v6", 0.6, a=0.7), unclassified=3), None, GateConfig(0.02)).passed  # 3 of 211 is noise
+
+
+def test_a_link_dropped_into_the_inbox_is_refused_unread(store, tmp_path):
+    triage = tmp_path / "triage"
+    (triage / "inbox").mkdir(parents=True)
+    secret = tmp_path / "elsewhere.csv"
+    secret.write_text("feedback_id,corrected_label\nf1,trust_concern\n")
+    (triage / "inbox" / "link.csv").symlink_to(secret)
+    [outcome] = process_inbox(store, triage, T0, settle_seconds=0)
+    assert outcome.status == "rejected" and "a link" in outcome.report[0] and read_ledger(store) == []
+    assert secret.exists()

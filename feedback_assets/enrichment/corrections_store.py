@@ -141,10 +141,13 @@ def process_inbox(store: TableStore, triage_dir: Path, now: datetime, settle_sec
     seen = recorded_files(store)
     for path in waiting:
         try:
-            if now.timestamp() - path.stat().st_mtime < settle_seconds:
+            if not path.is_symlink() and now.timestamp() - path.stat().st_mtime < settle_seconds:
                 outcomes.append(InboxOutcome(path.name, "waiting", 0, 0, [], ["still being written"]))
                 continue
-            if path.stat().st_size > MAX_FILE_BYTES:
+            if path.is_symlink():
+                # A link could point anywhere on the machine; only files dropped into the inbox are read.
+                outcome = InboxOutcome(path.name, "rejected", 0, 0, [], [f"{path.name}: a link, not a file; not read"])
+            elif path.stat().st_size > MAX_FILE_BYTES:
                 outcome = InboxOutcome(path.name, "rejected", 0, 0, [], [
                     f"{path.name}: {path.stat().st_size:,} bytes; at most {MAX_FILE_BYTES:,} are accepted"])
             else:

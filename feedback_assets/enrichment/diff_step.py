@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -60,12 +61,13 @@ def run_classification_diff(spark: SparkSession, store: TableStore, window: DayW
                 "previous_label", "current_label")
     )
     texts = store.read(spark, tables.SILVER_FEEDBACK, start, end).select("feedback_id", "text_clean")
-    collected = pairs.join(texts, "feedback_id", "left").collect()
-    diff = compare([ItemPair(r["feedback_id"], r["feedback_date"], r["text_clean"] or "", r["previous_label"],
-                             r["current_label"]) for r in collected], previous, current)
-    counts = (pairs.groupBy("feedback_date", "previous_label", "current_label").agg(F.count(F.lit(1)).alias("items"))
-              .select(F.lit(previous).alias("previous_version"), F.lit(current).alias("current_version"),
-                      "previous_label", "current_label", "items", "feedback_date")).collect()
+    items = [ItemPair(r["feedback_id"], r["feedback_date"], r["text_clean"] or "", r["previous_label"], r["current_label"])
+             for r in pairs.join(texts, "feedback_id", "left").collect()]
+    diff = compare(items, previous, current)
+    # The per-day table from the pairs already collected, not from a second pass over the histories.
+    per_day = Counter((i.feedback_date, i.previous_label, i.current_label) for i in items)
+    counts = [{"previous_version": previous, "current_version": current, "previous_label": old, "current_label": new,
+               "items": n, "feedback_date": day} for (day, old, new), n in sorted(per_day.items(), key=str)]
     store.overwrite_partitions(spark.createDataFrame(counts, CLASSIFICATION_DIFF), tables.CLASSIFICATION_DIFF, start, end)
     if diff.items_moved:
         # Only the series of labels that gained or lost items can alert differently.
