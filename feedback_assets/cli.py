@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from feedback_assets.cli_analyst import backfill, taxonomy_app, triage_app
+from feedback_assets.cli_eval import evaluate_sets
 from feedback_assets.landing.mapping import MappingError, preset_names, resolve_source
 from feedback_assets.landing.registry import DateOptions, LandingRegistry
 from partitions import PARTITIONS_START, START_FILE_NAME
@@ -454,37 +455,8 @@ def classify(
                    f"{usage.completion_tokens:,} completion tokens, ≈${usage.cost_usd(outcome.model):.4f}")
 
 
-@app.command(name="eval")
-def evaluate_golden(
-    golden: Annotated[list[Path] | None, typer.Option(help="Golden JSONL file(s); default prompts/golden/*.jsonl.")] = None,
-    backend: Annotated[Backend, typer.Option(help="auto: the LLM when OPENAI_* / AZURE_OPENAI_* are set, else local.")] = Backend.auto,
-) -> None:
-    """Score a backend on the golden set: per-label precision/recall/F1, macro-F1, accuracy, confusions."""
-    from feedback_assets.enrichment import evaluation
-    from feedback_assets.enrichment.models import FeedbackItem
-    from feedback_assets.enrichment.service import classify_with_backend
-    from feedback_assets.enrichment.taxonomy import load_taxonomy, prompts_dir
-
-    paths = golden or sorted((prompts_dir() / "golden").glob("*.jsonl"))
-    try:
-        items = evaluation.load_golden(paths)
-    except (OSError, ValueError) as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
-    taxonomy = load_taxonomy()
-    feedback = [FeedbackItem(str(i["id"]), i["text"], i.get("rating"), i.get("channel")) for i in items]
-    try:
-        outcome = classify_with_backend(feedback, backend.value)
-    except ValueError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
-    predicted = {r["id"]: r for r in outcome.results}
-    typer.echo(f"{outcome.backend} ({outcome.model}, prompt {outcome.prompt_version}) on {len(items)} golden items")
-    report = evaluation.evaluate(items, predicted, taxonomy.label_ids, {l: taxonomy.domain_of(l) for l in taxonomy.label_ids})
-    typer.echo(evaluation.render(report))
-
-
 app.command()(backfill)
+app.command(name="eval")(evaluate_sets)
 app.add_typer(taxonomy_app, name="taxonomy")
 app.add_typer(triage_app, name="triage")
 

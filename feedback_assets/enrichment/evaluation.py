@@ -28,6 +28,10 @@ class EvalReport:
     confusions: list[tuple[str, str, int]]
     review_rate: float
     expected_calibration_error: float
+    acceptable_accuracy: float  # the primary is the gold one or one of its acceptable alternatives
+    label_set_f1: float  # micro-F1 of predicted labels against gold labels, secondary labels included
+    accuracy_when_confident: float  # accuracy on the items not sent to review
+    majority_accuracy: float  # always answering the set's most common primary label
 
 
 def load_golden(paths: list[Path]) -> list[dict]:
@@ -58,6 +62,10 @@ def evaluate(golden: list[dict], predicted: dict[str, dict], labels: list[str], 
     scored = [s for s in per_label if s.support]
     confusions = Counter((t, g) for t, g in zip(truth, guess, strict=True) if t != g)
     any_hit = sum(bool({l["label"] for l in p["labels"]} & set(item["labels"])) for item, p in pairs)
+    acceptable = sum(p["primary_label"] in (item["primary_label"], *item.get("acceptable", ())) for item, p in pairs)
+    found = sum(len({l["label"] for l in p["labels"]} & set(item["labels"])) for item, p in pairs)
+    said, gold = sum(len(p["labels"]) for _, p in pairs), sum(len(item["labels"]) for item, _ in pairs)
+    confident = [t == g for (t, g), (_, p) in zip(zip(truth, guess, strict=True), pairs) if not p["needs_review"]]
     return EvalReport(
         items=len(pairs),
         accuracy=sum(t == g for t, g in zip(truth, guess, strict=True)) / len(pairs),
@@ -69,7 +77,22 @@ def evaluate(golden: list[dict], predicted: dict[str, dict], labels: list[str], 
         review_rate=sum(bool(p["needs_review"]) for _, p in pairs) / len(pairs),
         expected_calibration_error=calibration_error([p["confidence"] for _, p in pairs],
                                                      [t == g for t, g in zip(truth, guess, strict=True)]),
+        acceptable_accuracy=acceptable / len(pairs),
+        label_set_f1=2 * found / (said + gold) if said + gold else 0.0,
+        accuracy_when_confident=sum(confident) / len(confident) if confident else 0.0,
+        majority_accuracy=Counter(truth).most_common(1)[0][1] / len(pairs),
     )
+
+
+def summary_line(name: str, report: EvalReport) -> str:
+    """One row of the per-set table: the figures a reader compares across models and sets."""
+    return (f"{name:<22}{report.items:>6}{report.accuracy:>8.3f}{report.acceptable_accuracy:>8.3f}{report.macro_f1:>8.3f}"
+            f"{report.domain_accuracy:>8.3f}{report.label_set_f1:>8.3f}{report.majority_accuracy:>8.3f}"
+            f"{report.review_rate:>8.3f}{report.accuracy_when_confident:>10.3f}{report.expected_calibration_error:>7.3f}")
+
+
+SUMMARY_HEADER = (f"{'set':<22}{'items':>6}{'acc':>8}{'acc_ok':>8}{'mF1':>8}{'domain':>8}{'setF1':>8}{'major':>8}"
+                  f"{'review':>8}{'acc_rest':>10}{'ECE':>7}")
 
 
 def calibration_error(confidences: list[float], correct: list[bool], bins: int = 10) -> float:
@@ -92,9 +115,24 @@ def render(report: EvalReport) -> str:
         "",
         f"items {report.items}   accuracy {report.accuracy:.3f}   macro-F1 {report.macro_f1:.3f}   "
         f"domain accuracy {report.domain_accuracy:.3f}",
-        f"any gold label among predicted labels {report.any_label_hit_rate:.3f}   needs_review {report.review_rate:.3f}   "
+        f"acceptable primary {report.acceptable_accuracy:.3f}   label-set F1 {report.label_set_f1:.3f}   "
+        f"any gold label among predicted labels {report.any_label_hit_rate:.3f}   "
+        f"always the most common label {report.majority_accuracy:.3f}",
+        f"needs_review {report.review_rate:.3f}   accuracy of the rest {report.accuracy_when_confident:.3f}   "
         f"calibration error (ECE) {report.expected_calibration_error:.3f}",
         "most common confusions (gold → predicted):",
         *[f"  {t} → {g}: {n}" for t, g, n in report.confusions],
     ]
     return "\n".join(lines)
+
+
+def scored_rows(set_name: str, items: list[dict], predicted: dict[str, dict], labels: list[str],
+                domain_of: dict[str, str]) -> list[tuple[str, EvalReport]]:
+    """The set's report, then one per language when the set holds more than one (each language with its items)."""
+    rows = [(set_name, evaluate(items, predicted, labels, domain_of))]
+    languages = sorted({item.get("language", "en") for item in items})
+    if len(languages) > 1:
+        for language in languages:
+            members = [item for item in items if item.get("language", "en") == language]
+            rows.append((f"  {set_name}:{language}", evaluate(members, predicted, labels, domain_of)))
+    return rows
