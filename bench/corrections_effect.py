@@ -1,4 +1,4 @@
-"""Triage corrections and the local classifier: the rejected design (prototypes) against the corrections memory.
+"""Triage corrections and the local classifier: the corrections memory at a similarity floor against the pool fitted into the head.
 
 What it measures: how analysts' corrections move the local classifier's golden-set macro-F1,
 accuracy and calibration error (ECE), without leakage, for each way of using them. The golden set
@@ -7,61 +7,64 @@ the other folds' items become a corrections pool, as if an analyst had corrected
 them: a `Correction` whose label is the item's gold `primary_label` and whose text is prepared as
 silver prepares it (`prepare_text`). The pool goes through `resources.enrichment.correction_prototypes`
 (→ `prototypes_from`, which caps per label and dedups by text). Each design is scored with
-`gate.score_golden` on the held-out fold only, next to the same fold scored without a pool, so
-every delta is paired. Designs:
+`gate.score_golden` on the held-out fold only, next to the same fold scored without a pool (the
+production classifier of `--model`, the configured embedder by default), so every delta is paired. Designs:
 
-- rejected: the pool as extra prototypes of the local classifier (what production did before);
-- rejected, diagnosis: the pool in the label centroids only, the nearest prototype over the taxonomy's own;
-- memory ≥ floor (production, `local_classifier(corrections, params)`): an item at least `floor`
-  cosine-similar to a corrected text, each as a whole (`local.text_embeddings`: the mean of its
-  sentence embeddings), takes the correction's label, with the similarity as confidence;
-- memory ≥ default floor, plus the pool in the centroids;
-- diagnosis: the memory matched on the item's best sentence instead of the item as a whole.
+- memory ≥ floor (production, `local_classifier(pool, params=replace(default_params(), memory_threshold=floor))`):
+  an item at least `floor` cosine-similar to a corrected text, each as a whole (`local.text_embeddings`:
+  the mean of its sentence embeddings), takes the correction's label, with the similarity as confidence;
+- in the head: the pool fitted into the logistic-regression head as extra training examples
+  (`taxonomy_prototypes(taxonomy, training_examples(taxonomy)) + pool`), no memory;
+- in the head + memory ≥ the model's default floor.
 
 Scenarios:
 
 - golden: the held-out fold as it is (the golden items are distinct hand-written cases; no wording recurs);
+  also with a pool of only the training items the unaided classifier got wrong, the ones an analyst would correct;
 - recurring: production, where wording recurs. Each held-out item is rewritten by `perturb` (case,
   punctuation, a word added or removed, the order of its sentences; deterministic per seed and
   item) and its original is in the pool beside the training fold's items: with one edit per item,
   and with all four;
 - siblings: hand-written minimal pairs of sibling labels ("run small" / "run large"): one side is
-  the pool, the other is classified, and the count of texts a wrong-label memory takes over is the
-  risk a low floor runs.
+  the pool, the other is classified, and the count of texts a wrong-label correction takes over is the
+  risk a low floor (or a head trained on the pool) runs.
 
-    .venv/bin/python bench/corrections_effect.py [--folds 2] [--seeds 0 1 2 3 4] [--floors 0.7 0.75 0.8 0.85 0.9 0.95]
+Beside them, how alike each golden item and its rewording are, by edit: what a floor lets the memory catch.
+
+    .venv/bin/python bench/corrections_effect.py [--folds 2] [--seeds 0 1 2 3 4] [--floors 0.7 0.75 0.8 0.85 0.9 0.95] [--model use]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import random
 import re
 import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+from sklearn.linear_model import LogisticRegression
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from feedback_assets.enrichment import local  # noqa: E402
 from feedback_assets.enrichment.corrections import MAX_TEXT_CHARS, Correction  # noqa: E402
-from feedback_assets.enrichment.evidence import split_sentences  # noqa: E402
+from feedback_assets.enrichment.embedders import EMBEDDERS, Encoder, configured_model, encoder_for  # noqa: E402
 from feedback_assets.enrichment.gate import golden_items, score_golden  # noqa: E402
 from feedback_assets.enrichment.items import prepare_text  # noqa: E402
 from feedback_assets.enrichment.local import (  # noqa: E402
-    MODEL_NAME,
     LocalClassifier,
-    LocalParams,
     Prototype,
-    Recollection,
-    default_encoder,
+    default_params,
     taxonomy_prototypes,
     text_embeddings,
+    training_examples,
 )
 from feedback_assets.enrichment.models import FeedbackItem  # noqa: E402
 from feedback_assets.enrichment.service import local_classifier  # noqa: E402
@@ -70,7 +73,7 @@ from resources.enrichment import correction_prototypes  # noqa: E402
 
 CORRECTED_AT = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 FEEDBACK_DATE = date(2026, 11, 30)
-DEFAULT_FLOOR = LocalParams().memory_threshold
+HEAD = "in the head"
 
 FILLERS = ("honestly", "really", "just", "so", "tbh", "again")
 # A removed negation would change what the item says, and so its gold label.
@@ -98,16 +101,7 @@ SIBLINGS = (
     ("search_navigation_ux", "I can't find the size filter anywhere on the site.", "feature_request", "Please add a size filter to the site."),
 )
 
-Classify = Callable[[Sequence[FeedbackItem]], list[dict]]
-Recall = Callable[[Sequence[FeedbackItem]], list[Recollection | None]]
-
-
-@dataclass(frozen=True)
-class Tested:
-    """A design under test: how it classifies, and which items its memory decided (none for prototypes)."""
-
-    classify: Classify
-    recall: Recall
+Design = Callable[[list[Prototype]], LocalClassifier]  # a corrections pool → the classifier under test
 
 
 @dataclass(frozen=True)
@@ -128,22 +122,6 @@ class Run:
     fixed: int  # held-out items wrong without the pool and right with it
     broken: int  # right without, wrong with
     recalled_right: int  # items the memory decided that got their gold label
-
-
-class CentroidOnlyPool(LocalClassifier):
-    """Diagnosis only: the pool moves the label centroids; the nearest prototype is one of the taxonomy's own."""
-
-    def __init__(self, taxonomy: Taxonomy, pool: list[Prototype], corrections: Sequence[Prototype] = (),
-                 params: LocalParams | None = None):
-        super().__init__(taxonomy, default_encoder(), taxonomy_prototypes(taxonomy, pool), params=params or LocalParams(),
-                         corrections=corrections)
-        self._own = len(taxonomy_prototypes(taxonomy))
-
-    def label_scores(self, sentence_embeddings: np.ndarray) -> np.ndarray:
-        similarity = sentence_embeddings @ self._prototype_matrix[: self._own].T
-        labels = self._prototype_label[: self._own]
-        nearest = np.stack([similarity[:, labels == index].max(axis=1) for index in range(len(self._labels))], axis=1)
-        return 0.5 * nearest + 0.5 * (sentence_embeddings @ self._centroids.T)
 
 
 def perturb(text: str, rng: random.Random, edits: Sequence[str] = EDITS) -> str:
@@ -195,74 +173,50 @@ def as_corrections(items: list[dict], model_label: dict[str, str]) -> list[Corre
     ) for index, item in enumerate(items)]
 
 
-def nothing_recalled(batch: Sequence[FeedbackItem]) -> list[Recollection | None]:
-    return [None] * len(batch)
-
-
-def whole_item_recall(classifier: LocalClassifier) -> Recall:
-    return lambda batch: classifier.recall([item.text for item in batch])
-
-
-def as_prototypes(taxonomy: Taxonomy, pool: list[Prototype]) -> Tested:
-    """The rejected design: corrections as ordinary prototypes."""
-    return Tested(LocalClassifier(taxonomy, default_encoder(), taxonomy_prototypes(taxonomy, pool)).classify,
-                  nothing_recalled)
-
-
-def in_centroids(taxonomy: Taxonomy, pool: list[Prototype]) -> Tested:
-    return Tested(CentroidOnlyPool(taxonomy, pool).classify, nothing_recalled)
-
-
-def memory(floor: float) -> Callable[[Taxonomy, list[Prototype]], Tested]:
+def memory(model: str, floor: float) -> Design:
     """Production: `local_classifier` with the pool as its corrections memory, at `floor`."""
-    def build(taxonomy: Taxonomy, pool: list[Prototype]) -> Tested:
-        classifier = local_classifier(pool, params=LocalParams(memory_threshold=floor))
-        return Tested(classifier.classify, whole_item_recall(classifier))
+    params = replace(default_params(model), memory_threshold=floor)
+    return lambda pool: local_classifier(pool, params=params, model=model)
+
+
+def in_head(taxonomy: Taxonomy, model: str, remembered: bool = False) -> Design:
+    """The pool as extra training examples of the head; `remembered`: also the memory, at the model's default floor."""
+    def build(pool: list[Prototype]) -> LocalClassifier:
+        return LocalClassifier(taxonomy, encoder_for(model), taxonomy_prototypes(taxonomy, training_examples(taxonomy)) + pool,
+                               params=default_params(model), corrections=pool if remembered else ())
     return build
 
 
-def memory_and_centroids(taxonomy: Taxonomy, pool: list[Prototype]) -> Tested:
-    classifier = CentroidOnlyPool(taxonomy, pool, corrections=pool)
-    return Tested(classifier.classify, whole_item_recall(classifier))
+def fitting_each_head_once() -> None:
+    """Makes `local.fit_head` fit each distinct training set once (the fit is deterministic).
+
+    A fit takes seconds, and most designs differ only in their memory: every floor, and the head with
+    or without the memory, would otherwise refit the same head for every pool."""
+    fit = local.fit_head
+    heads: dict[bytes, LogisticRegression] = {}
+
+    def fit_once(features: np.ndarray, targets: np.ndarray, classes: int, c: float) -> LogisticRegression:
+        key = hashlib.sha256(features.tobytes() + targets.tobytes() + repr((features.shape, classes, c)).encode()).digest()
+        if key not in heads:
+            heads[key] = fit(features, targets, classes, c)
+        return heads[key]
+
+    local.fit_head = fit_once
 
 
-def best_sentence_memory(taxonomy: Taxonomy, pool: list[Prototype]) -> Tested:
-    """Diagnosis: the memory at the default floor matched on each item's best sentence, not the item as a whole."""
-    plain = local_classifier()
-    remembering = local_classifier(pool)
-
-    def recall(batch: Sequence[FeedbackItem]) -> list[Recollection | None]:
-        sentences = [split_sentences(item.text) for item in batch]
-        best = remembering.recall([s for group in sentences for s in group])
-        found, offset = [], 0
-        for group in sentences:
-            hits = [r for r in best[offset: offset + len(group)] if r is not None]
-            offset += len(group)
-            found.append(max(hits, key=lambda r: r.similarity, default=None))
-        return found
-
-    def classify(batch: Sequence[FeedbackItem]) -> list[dict]:
-        results = plain.classify(batch)
-        for result, recollection in zip(results, recall(batch), strict=True):
-            if recollection is not None:
-                result.update(primary_label=recollection.label, confidence=round(recollection.similarity, 4))
-        return results
-
-    return Tested(classify, recall)
-
-
-def score(tested: Tested, taxonomy: Taxonomy, items: list[dict]) -> Score:
+def score(classifier: LocalClassifier, taxonomy: Taxonomy, items: list[dict]) -> Score:
     """`gate.score_golden` on `items`, keeping each item's predicted primary label and what the memory decided."""
     predicted: dict[str, str] = {}
     recalled: dict[str, str] = {}
 
     def classify(batch: Sequence[FeedbackItem]) -> list[dict]:
-        results = tested.classify(batch)
+        results = classifier.classify(batch)
         predicted.update((r["id"], r["primary_label"]) for r in results)
-        recalled.update((item.id, r.label) for item, r in zip(batch, tested.recall(batch), strict=True) if r)
+        recollections = classifier.recall([item.text for item in batch])
+        recalled.update((item.id, r.label) for item, r in zip(batch, recollections, strict=True) if r)
         return results
 
-    result, _ = score_golden(classify, taxonomy, items, "bench", "local", MODEL_NAME)
+    result, _ = score_golden(classify, taxonomy, items, "bench", "local", classifier.model)
     return Score(result.macro_f1, result.accuracy, result.calibration_error, predicted, recalled)
 
 
@@ -294,38 +248,59 @@ def summary(title: str, entries: list[tuple[str, list[Run]]]) -> None:
         print(f"| {name} | " + " | ".join(cells) + " |")
 
 
-def siblings(floors: list[float]) -> None:
-    """Each side of the minimal pairs in the pool, the other side classified: what the memory fixes and breaks."""
-    encoder = default_encoder()
+def rewordings(encoder: Encoder, golden: list[dict], seeds: Sequence[int], floors: Sequence[float]) -> None:
+    """How alike (as the memory compares texts) each golden item and its `perturb` rewording are, by edit."""
+    originals = text_embeddings(encoder, [prepare_text(item["text"]) for item in golden])
+    cosines: dict[str, list[float]] = {}
+    for seed in seeds:
+        for name, edits in [*((edit, (edit,)) for edit in EDITS), ("all four", EDITS)]:
+            rewritten = [perturb(item["text"], random.Random(f"{seed}:{item['id']}:{name}"), edits) for item in golden]
+            similarity = np.einsum("ij,ij->i", originals, text_embeddings(encoder, [prepare_text(t) for t in rewritten]))
+            for item, text, cosine in zip(golden, rewritten, similarity, strict=True):
+                if name == "order" and len(_SENTENCE_BREAK.split(item["text"].strip())) < 2:
+                    continue
+                # The case edit is one of two, and an embedder may read upper case very differently from lower.
+                kind = ("upper case" if text.isupper() else "lower case") if name == "case" else name
+                cosines.setdefault(kind, []).append(float(cosine))
+    print(f"\n### Cosine of a rewording to its original (golden items, seeds {list(seeds)}; as the memory compares texts)\n")
+    print("| edit | texts | min | 10th percentile | median | " + " | ".join(f"≥ {floor:.2f}" for floor in floors) + " |")
+    print("|---|---:|---:|---:|---:|" + "---:|" * len(floors))
+    for kind, values in cosines.items():
+        low, tenth, median = np.quantile(values, [0, 0.1, 0.5])
+        shares = " | ".join(f"{np.mean(np.asarray(values) >= floor):.0%}" for floor in floors)
+        print(f"| {kind} | {len(values)} | {low:.3f} | {tenth:.3f} | {median:.3f} | {shares} |")
+
+
+def siblings(designs: list[tuple[str, Design]], plain: LocalClassifier, default_floor: float) -> None:
+    """Each side of the minimal pairs in the pool, the other side classified: what the pool fixes and breaks."""
     first = [Prototype(label, text) for label, text, _, _ in SIBLINGS]
     second = [Prototype(label, text) for _, _, label, text in SIBLINGS]
-    cosines = [float(a @ b) for a, b in zip(text_embeddings(encoder, [p.text for p in first]),
-                                            text_embeddings(encoder, [p.text for p in second]), strict=True)]
+    cosines = [float(a @ b) for a, b in zip(text_embeddings(plain.encoder, [p.text for p in first]),
+                                            text_embeddings(plain.encoder, [p.text for p in second]), strict=True)]
     print(f"\n### Siblings: {len(SIBLINGS)} hand-written minimal pairs of sibling labels, each side classified "
           f"with the other side in the pool\n")
     print(f"pair cosine: min {min(cosines):.3f}, median {statistics.median(cosines):.3f}, max {max(cosines):.3f}; "
           f"pairs at or above 0.80: {sum(c >= 0.8 for c in cosines)}, 0.85: {sum(c >= 0.85 for c in cosines)}, "
           f"0.90: {sum(c >= 0.9 for c in cosines)}")
     for (_, text, _, other), cosine in zip(SIBLINGS, cosines, strict=True):
-        if cosine >= DEFAULT_FLOOR:
+        if cosine >= default_floor:
             print(f"at or above the default floor: {cosine:.3f} {text!r} / {other!r}")
-    print("\n| floor | right without memory | right with memory | texts the memory relabelled | fixed / broken |")
-    print("|---:|---:|---:|---:|---:|")
-    plain = local_classifier()
-    for floor in floors:
+    print("\n| design | right without a pool | right with it | texts relabelled | fixed / broken |")
+    print("|---|---:|---:|---:|---:|")
+    for name, build in designs:
         right_without = right_with = relabelled = fixed = broken = 0
         for pool, classified in ((first, second), (second, first)):
             items = [FeedbackItem(f"s{i}", p.text) for i, p in enumerate(classified)]
             without = plain.classify(items)
-            with_memory = local_classifier(pool, params=LocalParams(memory_threshold=floor)).classify(items)
-            for p, a, b in zip(classified, without, with_memory, strict=True):
+            with_pool = build(pool).classify(items)
+            for p, a, b in zip(classified, without, with_pool, strict=True):
                 was, now = a["primary_label"] == p.label, b["primary_label"] == p.label
                 right_without += was
                 right_with += now
                 relabelled += a["primary_label"] != b["primary_label"]
                 fixed += now and not was
                 broken += was and not now
-        print(f"| {floor:.2f} | {right_without} / {2 * len(SIBLINGS)} | {right_with} / {2 * len(SIBLINGS)} "
+        print(f"| {name} | {right_without} / {2 * len(SIBLINGS)} | {right_with} / {2 * len(SIBLINGS)} "
               f"| {relabelled} | {fixed} / {broken} |")
 
 
@@ -334,38 +309,42 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=2)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--floors", type=float, nargs="+", default=[0.7, 0.75, 0.8, 0.85, 0.9, 0.95],
-                        help="memory similarity floors to sweep (the default floor is always among them)")
+                        help="memory similarity floors to sweep (the model's default floor is always among them)")
+    parser.add_argument("--model", choices=sorted(EMBEDDERS), default=None,
+                        help="the embedder (FEEDBACK_LOCAL_MODEL, or use, when not given)")
     args = parser.parse_args()
     if args.folds < 2:
         parser.error("--folds must be at least 2")
-    floors = sorted({*args.floors, DEFAULT_FLOOR})
+    model = args.model or configured_model()
+    default_floor = default_params(model).memory_threshold
+    floors = sorted({*args.floors, default_floor})
     started = time.perf_counter()
+    fitting_each_head_once()
     taxonomy = load_taxonomy()
     golden = [item for item in golden_items() if item["primary_label"] in taxonomy.labels]
-    baseline = local_classifier()
-    unaided = Tested(baseline.classify, nothing_recalled)
+    baseline = local_classifier(model=model)
     model_label = {r["id"]: r["primary_label"] for r in baseline.classify(
         [FeedbackItem(str(g["id"]), prepare_text(g["text"]), g.get("rating"), g.get("channel")) for g in golden])}
-    embeddings = text_embeddings(default_encoder(), [prepare_text(g["text"]) for g in golden])
+    embeddings = text_embeddings(baseline.encoder, [prepare_text(g["text"]) for g in golden])
     similarity = embeddings @ embeddings.T
     other_label = np.array([[a["primary_label"] != b["primary_label"] for b in golden] for a in golden])
-    print(f"{len(golden)} golden items, {len(taxonomy.label_ids)} labels, {len(baseline.prototypes)} taxonomy "
-          f"prototypes; k={args.folds}, seeds {args.seeds}, default floor {DEFAULT_FLOOR}")
+    print(f"{model} ({baseline.model}): {len(golden)} golden items, {len(taxonomy.label_ids)} labels, "
+          f"{len(baseline.prototypes)} training examples; k={args.folds}, seeds {args.seeds}, default floor {default_floor}")
     print(f"highest cosine (as the memory compares texts) between two golden items of different labels: "
           f"{similarity[other_label].max():.3f}; "
           f"of the same label: {np.where(np.eye(len(golden), dtype=bool) | other_label, -1, similarity).max():.3f}")
 
-    designs: list[tuple[str, Callable[[Taxonomy, list[Prototype]], Tested]]] = [
-        ("rejected: corrections as prototypes", as_prototypes),
-        ("rejected, diagnosis: in the centroids only", in_centroids),
-        *((f"memory ≥ {floor:.2f}", memory(floor)) for floor in floors),
-        (f"memory ≥ {DEFAULT_FLOOR:.2f} + in the centroids", memory_and_centroids),
-        (f"diagnosis: memory ≥ {DEFAULT_FLOOR:.2f} on the best sentence", best_sentence_memory),
+    remembering = f"memory ≥ {default_floor:.2f}"
+    both = f"{HEAD} + memory ≥ {default_floor:.2f}"
+    designs: list[tuple[str, Design]] = [
+        *((f"memory ≥ {floor:.2f}", memory(model, floor)) for floor in floors),
+        (HEAD, in_head(taxonomy, model)),
+        (both, in_head(taxonomy, model, remembered=True)),
     ]
     scenarios = ("golden", "recurring, one edit per item", "recurring, all four edits")
     runs: dict[tuple[str, str], list[Run]] = {(s, name): [] for s in scenarios for name, _ in designs}
-    mistakes: dict[str, list[Run]] = {name: [] for name in ("rejected: corrections as prototypes", "memory (default floor)")}
-    folds: list[tuple[int, int, int, int, Run, Run]] = []  # seed, fold, held-out, pool, prototypes run, memory run
+    mistakes: dict[str, list[Run]] = {name: [] for name in (remembering, HEAD, both)}
+    folds: list[tuple[int, int, int, int, Run, Run]] = []  # seed, fold, held-out, pool, head run, memory run
     sanity: list[tuple[float, float]] = []  # training-fold accuracy without and with its own pool as memory
     for seed in args.seeds:
         order = list(golden)
@@ -375,35 +354,34 @@ def main() -> None:
             training = [item for position, item in enumerate(order) if position % args.folds != fold]
             training_pool = correction_prototypes(as_corrections(training, model_label))
             with_originals = correction_prototypes(as_corrections(training + held_out, model_label))
-            cases = [("golden", held_out, training_pool),
-                     (scenarios[1], recurring(held_out, seed, all_edits=False), with_originals),
-                     (scenarios[2], recurring(held_out, seed, all_edits=True), with_originals)]
-            for scenario, items, pool in cases:
-                base = score(unaided, taxonomy, items)
+            rewritten = {scenario: recurring(held_out, seed, all_edits=scenario == scenarios[2]) for scenario in scenarios[1:]}
+            # Both recurring scenarios share a pool, and so each design's classifier.
+            cases = [(training_pool, {scenarios[0]: held_out}), (with_originals, rewritten)]
+            bases = {scenario: score(baseline, taxonomy, items) for _, scored in cases for scenario, items in scored.items()}
+            for pool, scored in cases:
                 for name, build in designs:
-                    runs[scenario, name].append(paired(base, score(build(taxonomy, pool), taxonomy, items), items))
-            base_golden = runs["golden", designs[0][0]][-1].base
+                    classifier = build(pool)
+                    for scenario, items in scored.items():
+                        runs[scenario, name].append(paired(bases[scenario], score(classifier, taxonomy, items), items))
             wrong_only = correction_prototypes([c for c in as_corrections(training, model_label)
                                                 if c.previous_label != c.label])
-            mistakes["rejected: corrections as prototypes"].append(
-                paired(base_golden, score(as_prototypes(taxonomy, wrong_only), taxonomy, held_out), held_out))
-            mistakes["memory (default floor)"].append(
-                paired(base_golden, score(memory(DEFAULT_FLOOR)(taxonomy, wrong_only), taxonomy, held_out), held_out))
+            for name, build in designs:
+                if name in mistakes:
+                    mistakes[name].append(paired(bases["golden"], score(build(wrong_only), taxonomy, held_out), held_out))
             folds.append((seed, fold, len(held_out), len(training_pool),
-                          runs["golden", "rejected: corrections as prototypes"][-1],
-                          runs["golden", f"memory ≥ {DEFAULT_FLOOR:.2f}"][-1]))
+                          runs["golden", HEAD][-1], runs["golden", remembering][-1]))
             # Sanity check of the wiring (not a quality figure): the pool's own items should now come out right.
-            sanity.append((score(unaided, taxonomy, training).accuracy,
-                           score(memory(DEFAULT_FLOOR)(taxonomy, training_pool), taxonomy, training).accuracy))
+            sanity.append((score(baseline, taxonomy, training).accuracy,
+                           score(memory(model, default_floor)(training_pool), taxonomy, training).accuracy))
 
-    print(f"\n### Golden, per held-out fold (pool = the whole training fold; memory at {DEFAULT_FLOOR:.2f})\n")
-    print("| seed | fold | held-out items | pool | macro-F1 without → prototypes → memory "
-          "| ECE without → prototypes → memory | fixed / broken, prototypes | fixed / broken, memory |")
+    print(f"\n### Golden, per held-out fold (pool = the whole training fold; memory at {default_floor:.2f})\n")
+    print("| seed | fold | held-out items | pool | macro-F1 without → in the head → memory "
+          "| ECE without → in the head → memory | fixed / broken, in the head | fixed / broken, memory |")
     print("|---:|---:|---:|---:|---|---|---:|---:|")
-    for seed, fold, held, pool, rejected, kept in folds:
-        print(f"| {seed} | {fold} | {held} | {pool} | {rejected.base.macro_f1:.3f} → {rejected.pooled.macro_f1:.3f} → "
-              f"{kept.pooled.macro_f1:.3f} | {rejected.base.ece:.3f} → {rejected.pooled.ece:.3f} → {kept.pooled.ece:.3f} "
-              f"| {rejected.fixed} / {rejected.broken} | {kept.fixed} / {kept.broken} |")
+    for seed, fold, held, pool, head, kept in folds:
+        print(f"| {seed} | {fold} | {held} | {pool} | {head.base.macro_f1:.3f} → {head.pooled.macro_f1:.3f} → "
+              f"{kept.pooled.macro_f1:.3f} | {head.base.ece:.3f} → {head.pooled.ece:.3f} → {kept.pooled.ece:.3f} "
+              f"| {head.fixed} / {head.broken} | {kept.fixed} / {kept.broken} |")
     print(f"\nsanity (wiring, not quality): accuracy on the pool's own items "
           f"{statistics.fmean(b for b, _ in sanity):.3f} without the memory → {statistics.fmean(w for _, w in sanity):.3f} with it")
     for scenario in scenarios:
@@ -413,8 +391,9 @@ def main() -> None:
         print(f"\nwithout a pool: macro-F1 {mean_std([r.base.macro_f1 for r in unpooled])}, "
               f"accuracy {mean_std([r.base.accuracy for r in unpooled])}, ECE {mean_std([r.base.ece for r in unpooled])}")
         if scenario == "golden":
-            summary("Golden, pool = only the training items the baseline got wrong", list(mistakes.items()))
-    siblings(floors)
+            summary("Golden, pool = only the training items the unaided classifier got wrong", list(mistakes.items()))
+    rewordings(baseline.encoder, golden, args.seeds, floors)
+    siblings(designs, baseline, default_floor)
     print(f"\n{time.perf_counter() - started:.0f} s")
 
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import dagster as dg
 
 from feedback_assets.enrichment.corrections import Correction, prototypes_from
 from feedback_assets.enrichment.entities import EntityCatalog
-from feedback_assets.enrichment.identity import LOCAL_MODEL, ClassifierIdentity, llm_identity, local_identity
+from feedback_assets.enrichment.identity import ClassifierIdentity, llm_identity, local_identity
 from feedback_assets.enrichment.llm import LLMConnection, LLMSettings
-from feedback_assets.enrichment.local import LocalParams, Prototype
+from feedback_assets.enrichment.local import LocalParams, Prototype, default_params
 from feedback_assets.enrichment.service import llm_classifier, local_classifier, resolve_backend
 from feedback_assets.enrichment.batch import BatchSettings
 from feedback_assets.enrichment.step import BATCH_CHUNK, Backend
@@ -37,8 +38,8 @@ class EnrichmentResource(dg.ConfigurableResource):
 
     def _local_params(self) -> LocalParams:
         if self.review_below_confidence is None:
-            return LocalParams()
-        return LocalParams(review_below_confidence=self.review_below_confidence)
+            return default_params()
+        return replace(default_params(), review_below_confidence=self.review_below_confidence)
 
     def llm_settings(self, model: str) -> LLMSettings:
         """Batching, concurrency and rate limits for the LLM named `model`."""
@@ -59,7 +60,7 @@ class EnrichmentResource(dg.ConfigurableResource):
         connection = LLMConnection.from_env()
         if resolve_backend(self.backend, connection) == "local":
             classifier = local_classifier(correction_prototypes(corrections), catalog=catalog, params=self._local_params())
-            return Backend("local", LOCAL_MODEL, classifier.version, classifier.classify,
+            return Backend("local", classifier.model, classifier.version, classifier.classify,
                            taxonomy_version=classifier.taxonomy.version)
         if self.mode not in ("realtime", "batch"):
             raise ValueError(f"the enrichment mode must be realtime or batch, got {self.mode!r}")

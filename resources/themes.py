@@ -6,6 +6,7 @@ import os
 
 import dagster as dg
 
+from feedback_assets.enrichment.embedders import configured_model
 from feedback_assets.enrichment.llm import LLMConnection
 from feedback_assets.theming.clustering import ClusterParams
 from feedback_assets.theming.embeddings import (
@@ -14,6 +15,15 @@ from feedback_assets.theming.embeddings import (
     LocalEmbedder,
     openai_embedder,
 )
+
+
+# (join, cluster) per local model. e5 puts any two texts at 0.8+: its values are MiniLM's mapped by
+# quantile of pairwise cosines over real complaint sentences (the 99.2nd and 99.9th percentiles).
+LOCAL_CLUSTER_SIMILARITIES = {
+    "minilm": (ClusterParams.join_similarity, ClusterParams.cluster_similarity),
+    "use": (ClusterParams.join_similarity, ClusterParams.cluster_similarity),
+    "e5": (0.93, 0.9),
+}
 
 
 class ThemesResource(dg.ConfigurableResource):
@@ -25,14 +35,15 @@ class ThemesResource(dg.ConfigurableResource):
     no custom base URL) and with the local model otherwise. FEEDBACK_EMBEDDINGS (auto | local |
     openai) overrides `backend`; OPENAI_EMBEDDING_BASE_URL points embeddings at another server.
 
-    The thresholds are cosine similarities of the chosen embedding model: the defaults suit
-    all-MiniLM-L6-v2; another model needs its own (and gets its own registry and cache).
+    The thresholds are cosine similarities of the chosen embedding model: unset, the local model's own
+    apply (`LOCAL_CLUSTER_SIMILARITIES`; the defaults suit all-MiniLM-L6-v2 and the Universal Sentence
+    Encoder, whose cosines run alike); another model needs its own (and gets its own registry and cache).
     """
 
     backend: str = "auto"  # auto | local | openai
     embedding_model: str | None = None  # OpenAI model or Azure deployment; default from the environment
-    join_similarity: float = ClusterParams.join_similarity
-    cluster_similarity: float = ClusterParams.cluster_similarity
+    join_similarity: float | None = None
+    cluster_similarity: float | None = None
     min_theme_size: int = ClusterParams.min_size
     pool_days: int = ClusterParams.pool_days
     products_by: str = "category"  # category | sku
@@ -40,7 +51,14 @@ class ThemesResource(dg.ConfigurableResource):
     max_concurrency: int = 4
 
     def cluster_params(self) -> ClusterParams:
-        return ClusterParams(self.join_similarity, self.cluster_similarity, self.min_theme_size, self.pool_days)
+        """The configured thresholds, or the defaults of the model `build_embedder` embeds with."""
+        local = embedding_choice(os.environ.get("FEEDBACK_EMBEDDINGS") or self.backend, dict(os.environ),
+                                 self.embedding_model) is None
+        join, cluster = LOCAL_CLUSTER_SIMILARITIES[configured_model()] if local else (
+            ClusterParams.join_similarity, ClusterParams.cluster_similarity)
+        return ClusterParams(join if self.join_similarity is None else self.join_similarity,
+                             cluster if self.cluster_similarity is None else self.cluster_similarity,
+                             self.min_theme_size, self.pool_days)
 
     def build_embedder(self) -> Embedder:
         """The local model, or OpenAI / Azure OpenAI embeddings when chosen or configured (see the class)."""

@@ -181,7 +181,7 @@ def test_day_by_day_paraphrases_join_yesterdays_theme_and_a_rerun_keeps_every_id
     assert "label" in daily["a0"][1] and "refund" in daily["b0"][1]
     assert (second["new_themes"], second["existing_themes"], second["outliers"]) == (0, 2, 0)
     assert ranged_rerun["new_themes"] == 2 and ranged_rerun["embedded_now"] == 0
-    assert first["embedded_now"] == 8 and first["embedding_model"] == LocalEmbedder.name
+    assert first["embedded_now"] == 8 and first["embedding_model"] == LocalEmbedder().name
     registry = store.read_parts(tables.THEME_REGISTRY).to_pylist()
     assert len(registry) == len({r["theme_id"] for r in registry}) == 2
 
@@ -264,7 +264,7 @@ class TestChatOnlyServers:
     def test_a_chat_server_alone_themes_with_the_local_model(self, spark, feedback_home, warehouse, chat_only):
         with dg.instance_for_test() as instance:
             metadata = materialize(feedback_home, warehouse, instance, DAY_1, DAY_2, ThemesResource())
-        assert metadata["embedding_model"] == LocalEmbedder.name and metadata["embedded_now"] == 10
+        assert metadata["embedding_model"] == LocalEmbedder().name and metadata["embedded_now"] == 10
         assert chat_only.requests == []
 
     def test_embeddings_asked_of_a_chat_only_server_fail_with_the_way_out(self, spark, feedback_home, warehouse,

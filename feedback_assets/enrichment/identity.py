@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from feedback_assets.enrichment.local import LocalParams, local_version, taxonomy_prototypes
+from feedback_assets.enrichment.embedders import EMBEDDERS, configured_model
+from feedback_assets.enrichment.local import LocalParams, default_params, local_version, taxonomy_prototypes, training_examples
 from feedback_assets.enrichment.prompt import build_prompt
 from feedback_assets.enrichment.taxonomy import Taxonomy
-
-LOCAL_MODEL = "all-MiniLM-L6-v2"
 
 
 @dataclass(frozen=True)
@@ -30,10 +29,12 @@ def code_version_of(backend: str, model: str, version: str) -> str:
     return f"{backend}/{model}/{version}"
 
 
-def local_identity(taxonomy: Taxonomy, params: LocalParams | None = None) -> ClassifierIdentity:
+def local_identity(taxonomy: Taxonomy, params: LocalParams | None = None, model: str | None = None) -> ClassifierIdentity:
     """What `service.local_classifier(params=params)` reports, with or without corrections, without loading its model."""
-    return ClassifierIdentity("local", LOCAL_MODEL, local_version(taxonomy, taxonomy_prototypes(taxonomy), params or LocalParams()),
-                              taxonomy.version)
+    model = model or configured_model()
+    prototypes = taxonomy_prototypes(taxonomy, training_examples(taxonomy))
+    return ClassifierIdentity("local", EMBEDDERS[model].name,
+                              local_version(taxonomy, prototypes, params or default_params(model), model), taxonomy.version)
 
 
 def llm_identity(taxonomy: Taxonomy, backend: str, model: str) -> ClassifierIdentity:

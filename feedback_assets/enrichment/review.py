@@ -19,15 +19,18 @@ MINOR_LABELS = frozenset({PRAISE, "other_unclear", "feature_request", "feature_c
                           "price_value_concern"})
 
 
-def review_reasons(text: str, primary_label: str, confidence: float, sentiment: float, label_count: int,
+def review_reasons(text: str, primary_label: str, confidence: float, sentiment: float,
                    review_below_confidence: float) -> list[str]:
-    """Low confidence, suspected prompt injection, or labels and tone that contradict each other."""
+    """Low confidence, suspected prompt injection, or labels and tone that contradict each other.
+
+    Praise with a second label is no contradiction: a happy review with a minor note ("love it, runs
+    a bit small") is praise, and the note is kept as its second label."""
     reasons = []
     if confidence < review_below_confidence:
         reasons.append("low_confidence")
     if injection_signals(text):
         reasons.append("suspected_injection")
-    praise_but_unhappy = primary_label == PRAISE and (sentiment < -0.3 or label_count > 1)
+    praise_but_unhappy = primary_label == PRAISE and sentiment < -0.3
     complaint_but_delighted = primary_label not in MINOR_LABELS and sentiment > 0.6
     if praise_but_unhappy or complaint_but_delighted:
         reasons.append("conflicting_signals")
@@ -56,7 +59,7 @@ def classification_record(producer: Producer, item: FeedbackItem, catalog: Entit
     can never put foreign text, an invented key or an owner of its choosing into a row.
     """
     taxonomy = producer.taxonomy
-    reasons = review_reasons(item.text, primary_label, confidence, sentiment, len(labels), review_below_confidence)
+    reasons = review_reasons(item.text, primary_label, confidence, sentiment, review_below_confidence)
     resolved = resolve_entities(proposed_entities, item.text, catalog, sku=item.sku, region=item.region)
     assignments = []
     for label, severity, evidence in labels:

@@ -9,13 +9,15 @@ from feedback_assets.enrichment.batch import BatchClassifier, BatchSettings
 from feedback_assets.enrichment.corrections import Correction
 from feedback_assets.enrichment.llm import LLMClassifier, LLMConnection, LLMSettings, Usage, client_factory
 from feedback_assets.enrichment.entities import EntityCatalog
+from feedback_assets.enrichment.embedders import configured_model, encoder_for
 from feedback_assets.enrichment.local import (
     LocalClassifier,
     LocalParams,
     Prototype,
-    default_encoder,
+    default_params,
     known_corrections,
     taxonomy_prototypes,
+    training_examples,
 )
 from feedback_assets.enrichment.models import FeedbackItem
 from feedback_assets.enrichment.prompt import build_prompt
@@ -31,14 +33,14 @@ class Classification:
 
 
 def local_classifier(corrections: Sequence[Prototype] = (), catalog: EntityCatalog | None = None,
-                     params: LocalParams | None = None) -> LocalClassifier:
-    """The local classifier over the taxonomy's prototypes, recalling analysts' corrected (label, text) pairs."""
+                     params: LocalParams | None = None, model: str | None = None) -> LocalClassifier:
+    """The local classifier (the configured embedder unless `model` names one), recalling analysts' corrections."""
     taxonomy = load_taxonomy()
-    # The few-shot examples are not prototypes: measured on the golden set they lowered macro-F1
-    # (0.549 → 0.542) and worsened calibration (ECE 0.095 → 0.147); they are long, multi-issue texts.
-    # Nor are the corrections (macro-F1 −0.055 on the golden k-fold): they are a memory with a similarity floor.
-    return LocalClassifier(taxonomy, default_encoder(), taxonomy_prototypes(taxonomy), catalog or EntityCatalog(),
-                           params or LocalParams(), known_corrections(taxonomy, corrections))
+    model = model or configured_model()
+    # The few-shot examples are not training examples: they are long, multi-issue texts written for the LLM.
+    return LocalClassifier(taxonomy, encoder_for(model), taxonomy_prototypes(taxonomy, training_examples(taxonomy)),
+                           catalog or EntityCatalog(), params or default_params(model),
+                           known_corrections(taxonomy, corrections))
 
 
 def resolve_backend(requested: str, connection: LLMConnection | None) -> str:
@@ -70,7 +72,7 @@ def classify_with_backend(items: Sequence[FeedbackItem], backend: str = "auto") 
     chosen = resolve_backend(backend, connection)
     if chosen == "local":
         classifier = local_classifier()
-        return Classification(classifier.classify(items), "local", "all-MiniLM-L6-v2", classifier.version)
+        return Classification(classifier.classify(items), "local", classifier.model, classifier.version)
     llm = llm_classifier(connection)
     results = llm.classify(items)
     return Classification(results, llm.backend, llm.settings.model, llm.prompt.version, llm.usage)

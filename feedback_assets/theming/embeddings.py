@@ -17,7 +17,7 @@ import numpy as np
 import openai
 
 from feedback_assets.enrichment.llm import LLMConnection, client_factory
-from feedback_assets.enrichment.local import MODEL_NAME, Encoder, default_encoder
+from feedback_assets.enrichment.embedders import EMBEDDERS, Encoder, configured_model, default_encoder
 
 DEFAULT_OPENAI_MODEL = "text-embedding-3-small"
 # USD per million input tokens; unknown models are costed as text-embedding-3-small.
@@ -55,12 +55,11 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
 
 
 class LocalEmbedder:
-    """all-MiniLM-L6-v2 on the CPU, the classifier's encoder; loaded only when something is not cached."""
+    """The classifier's embedder on the CPU (FEEDBACK_LOCAL_MODEL); loaded only when something is not cached."""
 
-    name = MODEL_NAME
-
-    def __init__(self, encoder_factory: Callable[[], Encoder] = default_encoder):
+    def __init__(self, encoder_factory: Callable[[], Encoder] = default_encoder, model: str | None = None):
         self._encoder_factory = encoder_factory
+        self.name = EMBEDDERS[model or configured_model()].name
         self.usage = EmbeddingUsage()
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
