@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from feedback_assets.transforms.language import detect_language
+from feedback_assets.transforms.language import detect_language, detect_languages
 from feedback_assets.transforms.pii import luhn_valid, scrub_pii
 from feedback_assets.transforms.text import normalize_text
 
@@ -70,6 +70,10 @@ class TestPiiScrubbing:
     def test_luhn(self):
         assert luhn_valid("4111111111111111") and not luhn_valid("4111111111111112")
 
+    def test_a_phone_after_a_card_is_still_found(self):
+        result = scrub_pii("card 4111 1111 1111 1111, call (415) 555-0132")
+        assert result.text == "card [CARD], call [PHONE]"
+
     def test_several_kinds_are_counted_separately(self):
         result = scrub_pii("a@b.io, b@c.io or (212) 555-0100")
         assert result.redactions == {"email": 2, "phone": 1, "card": 0, "address": 0}
@@ -91,3 +95,9 @@ class TestLanguage:
     @pytest.mark.parametrize("text", ["", "ok", "😡😡", "12345"])
     def test_too_little_text_is_undetermined(self, text):
         assert detect_language(text) == ("und", 0.0)
+
+    def test_a_batch_gets_for_each_text_what_it_gets_alone(self):
+        texts = ["The jacket is far too tight across the shoulders", "ok", "", "La chaqueta es muy pequeña en los hombros",
+                 "12345", "DIE LIEFERUNG KAM EINE WOCHE ZU SPÄT AN", "لم يصل الطلب 😡"]
+        assert detect_languages(texts) == [detect_language(text) for text in texts]
+        assert [language for language, _ in detect_languages(texts)][:6] == ["en", "und", "und", "es", "und", "de"]

@@ -1,4 +1,4 @@
-"""The per-row text pass of silver as a vectorized UDF.
+"""The text pass of silver: a pure function over a batch of texts, and the vectorized UDF running it.
 
 Kept in a module of its own with light imports: Spark's Python workers import the module a UDF is
 defined in, and this one pulls in only pandas, pyspark and the text helpers (no Dagster).
@@ -6,15 +6,17 @@ defined in, and this one pulls in only pandas, pyspark and the text helpers (no 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from feedback_assets.transforms.language import detect_language
+from feedback_assets.transforms.language import detect_languages
 from feedback_assets.transforms.pii import PII_KINDS, scrub_pii
 from feedback_assets.transforms.text import normalize_text
 
-_CLEAN_SCHEMA = T.StructType(
+CLEAN_SCHEMA = T.StructType(
     [
         T.StructField("text_clean", T.StringType()),
         T.StructField("language", T.StringType()),
@@ -24,13 +26,20 @@ _CLEAN_SCHEMA = T.StructType(
 )
 
 
-@F.pandas_udf(_CLEAN_SCHEMA)
+def clean_texts(texts: Sequence[str]) -> dict[str, list]:
+    """The CLEAN_SCHEMA columns of a batch of texts: normalized and PII-scrubbed, with the language of each."""
+    normalized = [normalize_text(text) for text in texts]
+    languages = detect_languages(normalized)
+    scrubbed = [scrub_pii(text) for text in normalized]
+    return {
+        "text_clean": [result.text for result in scrubbed],
+        "language": [language for language, _ in languages],
+        "language_confidence": [confidence for _, confidence in languages],
+        **{f"pii_{kind}": [result.redactions[kind] for result in scrubbed] for kind in PII_KINDS},
+    }
+
+
+@F.pandas_udf(CLEAN_SCHEMA)
 def clean_text(texts: pd.Series) -> pd.DataFrame:
-    """Normalizes, detects the language of, and PII-scrubs each text (one Arrow batch at a time)."""
-    rows = []
-    for text in texts:
-        normalized = normalize_text(text)
-        language, confidence = detect_language(normalized)
-        scrubbed = scrub_pii(normalized)
-        rows.append((scrubbed.text, language, confidence, *(scrubbed.redactions[k] for k in PII_KINDS)))
-    return pd.DataFrame(rows, columns=_CLEAN_SCHEMA.fieldNames())
+    """clean_texts over one Arrow batch of texts."""
+    return pd.DataFrame(clean_texts(texts.tolist()), columns=CLEAN_SCHEMA.fieldNames())

@@ -10,7 +10,8 @@ _SCRIPT_OR_STYLE = re.compile(r"<(script|style)\b[^>]*>.*?(</\1\s*>|$)", re.IGNO
 _BLOCK_BREAK = re.compile(r"<\s*(br|/p|/div|/li|/h\d)\b[^>]*>", re.IGNORECASE)
 _TAG = re.compile(r"</?[A-Za-z!][^<>]*>")
 _INVISIBLE = re.compile("[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\u200b\u200c\u200d\u2060\ufeff]")
-_SPACES = re.compile(r"[^\S\n]+")
+# A run of spaces (not line breaks) other than one plain space: rewriting each single space costs more.
+_SPACES = re.compile(r"[^\S\n](?:[^\S\n]+|(?<! ))")
 _LINE_BREAKS = re.compile(r"\s*\n\s*")
 
 
@@ -28,5 +29,7 @@ def strip_html(text: str) -> str:
 def normalize_text(text: str) -> str:
     """HTML stripped, Unicode NFC, invisible characters removed, spaces collapsed, line breaks kept single."""
     text = unicodedata.normalize("NFC", strip_html(text)).replace("\r", "\n")
-    text = _INVISIBLE.sub("", text)
-    return _LINE_BREAKS.sub("\n", _SPACES.sub(" ", text)).strip()
+    text = _SPACES.sub(" ", _INVISIBLE.sub("", text))
+    if "\n" in text:
+        text = _LINE_BREAKS.sub("\n", text)
+    return text.strip()
